@@ -1,0 +1,49 @@
+# ghframes: every target sets up what it needs (.venv, dependencies) on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export RAY_USAGE_STATS_ENABLED := 0
+
+# Data locations and sources, overridable: make crawl SOURCES="owner/name ../repo" OUT=data
+OUT      ?= data
+SOURCES  ?= $(OUT)/sample-repo
+CRAWL_ARGS  ?=
+RENDER_ARGS ?=
+
+.PHONY: setup test lint demo crawl render train bench synthetic clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: any looser requirement downloads a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,plot]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check ghframes pipelines training schemas tests
+	$(VENV)/bin/ruff format --check ghframes pipelines training schemas tests
+
+$(OUT)/sample-repo: | setup
+	$(PY) -m ghframes.sample $@
+
+demo: setup
+	$(PY) -m ghframes.demo --out $(OUT)
+
+crawl: setup
+	$(PY) -m ghframes crawl $(SOURCES) --out $(OUT) $(CRAWL_ARGS)
+
+render: setup
+	$(PY) -m ghframes render $(OUT) $(RENDER_ARGS)
+
+bench: setup
+	$(PY) -m ghframes.bench --json bench.json
+
+clean:
+	rm -rf $(VENV) $(OUT) bench.json .pytest_cache

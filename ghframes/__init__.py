@@ -1,0 +1,1 @@
+"""ghframes: GitHub repository histories as terminal videos for training action models."""

@@ -1,0 +1,7 @@
+"""`python -m ghframes` is the `ghframes` command."""
+
+import sys
+
+from ghframes.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Shard and manifest I/O: Parquet written atomically under deterministic names, read with a version check.
+
+A shard appears under its final name only when complete (temporary name, then rename), and a
+stage's manifest is written last. `DATA` may be a local path or any URI `pyarrow.fs` knows
+(`s3://…`); on object stores a single PUT is already atomic, so no rename is needed there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ghframes.errors import GhframesError
+from ghframes.schema import TableSchema
+
+COMPRESSION = "zstd"
+MANIFEST = "manifest.json"
+
+
+def filesystem(data: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of `data` (a local path or a URI such as `s3://bucket/x`)."""
+    if "://" in data and not data.startswith("file://"):
+        try:
+            return pafs.FileSystem.from_uri(data)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise GhframesError(f"{data}: cannot open as a filesystem URI ({exc})") from None
+    path = data.removeprefix("file://")
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def safe_name(identity: str, max_chars: int = 60) -> str:
+    """A file name derived from `identity` that is safe on every filesystem and unique to it.
+
+    Nothing taken from a repository becomes part of a path unescaped: every character outside
+    `[A-Za-z0-9._-]` becomes `_`, and a hash of the full identity keeps distinct inputs apart.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity).strip("._")[:max_chars] or "x"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return f"{slug}-{digest}"
+
+
+def _tmp_name(path: str) -> str:
+    head, tail = path.rsplit("/", 1)
+    return f"{head}/.{tail}.tmp-{os.getpid()}"
+
+
+def _is_local(fs: pafs.FileSystem) -> bool:
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def write_bytes_atomic(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
+    """Write `payload` to `path` so that readers see either the old file or the whole new one."""
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    target = _tmp_name(path) if _is_local(fs) else path
+    with fs.open_output_stream(target) as out:
+        out.write(payload)
+    if target != path:
+        fs.move(target, path)
+
+
+def write_json_atomic(fs: pafs.FileSystem, path: str, obj: object) -> None:
+    write_bytes_atomic(fs, path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def read_json(fs: pafs.FileSystem, path: str) -> object | None:
+    """The JSON document at `path`, or None if there is none."""
+    try:
+        with fs.open_input_stream(path) as src:
+            payload = src.read()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise GhframesError(f"{path}: damaged JSON ({exc})") from None
+
+
+def write_table(
+    fs: pafs.FileSystem,
+    path: str,
+    table: pa.Table,
+    schema: TableSchema,
+    row_group_size: int = 1024,
+    extra_metadata: dict[str, str] | None = None,
+) -> int:
+    """Write `table` as a zstd Parquet shard of `schema` at `path`, atomically; return its bytes."""
+    metadata = dict(schema.arrow.metadata)
+    metadata.update({k.encode(): v.encode() for k, v in (extra_metadata or {}).items()})
+    table = table.cast(schema.arrow).replace_schema_metadata(metadata)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    target = _tmp_name(path) if _is_local(fs) else path
+    pq.write_table(
+        table,
+        target,
+        filesystem=fs,
+        compression=COMPRESSION,
+        row_group_size=row_group_size,
+        # Determinism: byte-identical shards for identical input.
+        write_statistics=True,
+        store_schema=True,
+    )
+    if target != path:
+        fs.move(target, path)
+    return fs.get_file_info(path).size
+
+
+def open_shard(fs: pafs.FileSystem, path: str, schema: TableSchema) -> pq.ParquetFile:
+    """Open the shard at `path` after checking it is a `schema` table of a readable version."""
+    try:
+        shard = pq.ParquetFile(fs.open_input_file(path))
+    except FileNotFoundError:
+        raise GhframesError(f"{path}: shard is missing") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise GhframesError(f"{path}: damaged shard ({exc})") from None
+    schema.check(shard.schema_arrow.metadata, path)
+    return shard
+
+
+def read_table(fs: pafs.FileSystem, path: str, schema: TableSchema, columns=None) -> pa.Table:
+    shard = open_shard(fs, path, schema)
+    try:
+        return shard.read(columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise GhframesError(f"{path}: damaged shard ({exc})") from None
+
+
+def remove_stale_temporaries(fs: pafs.FileSystem, root: str) -> Iterator[str]:
+    """Delete temporary files a killed writer left under `root`; yield each one removed."""
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    for info in fs.get_file_info(selector):
+        if info.type == pafs.FileType.File and ".tmp-" in info.base_name and info.base_name.startswith("."):
+            fs.delete_file(info.path)
+            yield info.path

@@ -1,0 +1,1 @@
+"""Ray programs for the crawl and render stages."""

@@ -1,0 +1,1 @@
+"""Versioned table definitions (JSON), packaged so that installed ghframes can load them."""

@@ -1,0 +1,1 @@
+"""The recurrence-complete action model, its loader and trainer."""
