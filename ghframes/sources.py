@@ -1,0 +1,186 @@
+"""What to crawl: parse a SOURCE (path, clone URL, OWNER/NAME) and open it as a pygit2 repository.
+
+Clone URLs and GitHub repositories are kept as bare mirrors in a cache folder, cloned once and
+fetched incrementally afterwards. Credentials never become part of a URL, a path or a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import urllib.parse
+from dataclasses import dataclass, field
+
+import pygit2
+from pygit2.enums import RepositoryOpenFlag
+
+from ghframes.errors import GhframesError
+from ghframes.shards import safe_name
+
+URL_SCHEMES = ("https://", "http://", "git://", "file://", "ssh://")
+# `git@host:owner/name.git`, the scp-like form ssh clone URLs usually take.
+SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
+# GitHub's rules: owner 1-39 alphanumerics or single inner hyphens; name [A-Za-z0-9._-]{1,100}.
+OWNER_NAME = re.compile(
+    r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<name>[A-Za-z0-9._-]{1,100})$"
+)
+# Two words around one slash: what a user means as OWNER/NAME, well-formed or not.
+OWNER_NAME_LIKE = re.compile(r"^[^/\s:@]+/[^/:@]+$")
+MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One repository to crawl.
+
+    `spec` is what the user gave; `repo` the identity written into every row (`github.com/o/n`,
+    `host/path`, or a local folder's name); `location` a local path or a credential-free URL.
+    """
+
+    spec: str
+    kind: str  # "path", "url" or "github"
+    repo: str
+    location: str
+    default_branch: str | None = None
+    metadata: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The repository's folder name under DATA/edits: escaped identity plus a hash of it."""
+        return safe_name(self.repo)
+
+
+def redact(url: str) -> str:
+    """`url` without any user or password, for identities and messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def _url_identity(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/").removesuffix(".git")
+    if parts.scheme == "file":
+        return os.path.basename(path) or "repo"
+    host = (parts.hostname or "").lower()
+    return f"{host}{path}" if path.startswith("/") else f"{host}/{path}"
+
+
+def _path_identity(path: str) -> str:
+    name = os.path.basename(os.path.abspath(path).rstrip(os.sep))
+    return name.removesuffix(".git") or name
+
+
+def github_source(owner: str, name: str, clone_url: str | None = None, **kw) -> Source:
+    location = clone_url or f"https://github.com/{owner}/{name}.git"
+    return Source(f"{owner}/{name}", "github", f"github.com/{owner}/{name}".lower(), location, **kw)
+
+
+def parse_source(spec: str) -> Source:
+    """Classify `spec`. Local paths win over OWNER/NAME when such a folder exists here."""
+    if not spec or spec != spec.strip():
+        raise GhframesError(f"{spec!r}: empty or padded source")
+    if spec.startswith(URL_SCHEMES):
+        parts = urllib.parse.urlsplit(spec)
+        if parts.scheme != "file" and not parts.hostname:
+            raise GhframesError(f"{redact(spec)}: clone URL has no host")
+        if parts.scheme == "file" and not parts.path:
+            raise GhframesError(f"{spec}: file URL has no path")
+        return Source(redact(spec), "url", _url_identity(spec), spec)
+    if m := SCP_LIKE.match(spec):
+        url = f"ssh://{m['user']}@{m['host']}/{m['path']}"
+        return Source(spec, "url", _url_identity(url), url)
+    if os.path.exists(spec):
+        return Source(spec, "path", _path_identity(spec), os.path.abspath(spec))
+    if m := OWNER_NAME.match(spec):
+        if m["name"] not in (".", ".."):
+            return github_source(m["owner"], m["name"])
+    if OWNER_NAME_LIKE.match(spec) and not spec.startswith((".", "~")):
+        raise GhframesError(f"{spec}: not a valid GitHub OWNER/NAME (and no such local path)")
+    raise GhframesError(f"{spec}: no such path")
+
+
+class _Credentials(pygit2.RemoteCallbacks):
+    """Answers credential requests: the GitHub token over https, the ssh agent over ssh."""
+
+    def __init__(self, token: str | None):
+        super().__init__()
+        self._token = token
+
+    def credentials(self, url, username_from_url, allowed_types):
+        if allowed_types & pygit2.enums.CredentialType.SSH_KEY:
+            return pygit2.KeypairFromAgent(username_from_url or "git")
+        if self._token and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            return pygit2.UserPass("x-access-token", self._token)
+        return None
+
+
+def _open_local(source: Source) -> pygit2.Repository:
+    try:
+        return pygit2.Repository(source.location, RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError:
+        raise GhframesError(f"{source.spec}: not a git repository") from None
+
+
+def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> pygit2.Repository:
+    path = os.path.join(cache_dir, source.key + ".git")
+    callbacks = _Credentials(token)
+    if os.path.isdir(path):
+        repo = pygit2.Repository(path)
+        if fetch:
+            try:
+                repo.remotes["origin"].fetch(callbacks=callbacks, prune=True)
+            except pygit2.GitError as exc:
+                raise GhframesError(f"{source.spec}: fetch failed ({_clean(exc, token)})") from None
+        return repo
+    os.makedirs(cache_dir, exist_ok=True)
+    # Clone beside the final name and rename: a killed clone never looks like a mirror.
+    partial = f"{path}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        pygit2.clone_repository(
+            source.location,
+            partial,
+            bare=True,
+            remote=lambda repo, name, url: repo.remotes.create(name, url, MIRROR_REFSPEC),
+            callbacks=callbacks,
+        )
+    except (pygit2.GitError, ValueError, OSError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise GhframesError(f"{source.spec}: clone failed ({_clean(exc, token)})") from None
+    os.replace(partial, path)
+    return pygit2.Repository(path)
+
+
+def _clean(exc: BaseException, token: str | None) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.replace(token, "***") if token else text
+
+
+def open_repository(
+    source: Source, cache_dir: str, fetch: bool = True, token: str | None = None
+) -> pygit2.Repository:
+    """The repository behind `source`: opened in place, or a cached bare mirror (cloned or fetched)."""
+    if source.kind == "path":
+        return _open_local(source)
+    return _mirror(source, cache_dir, fetch, token)
+
+
+def default_head(repo: pygit2.Repository, source: Source) -> pygit2.Commit:
+    """The tip of the default branch: the named one if the source knows it, else HEAD."""
+    if source.default_branch:
+        ref = repo.references.get(f"refs/heads/{source.default_branch}")
+        if ref is None:
+            raise GhframesError(f"{source.spec}: default branch {source.default_branch!r} not found")
+        return ref.peel(pygit2.Commit)
+    if repo.head_is_unborn or repo.is_empty:
+        raise GhframesError(f"{source.spec}: empty repository (no commits on the default branch)")
+    try:
+        return repo.head.peel(pygit2.Commit)
+    except (pygit2.GitError, KeyError):
+        raise GhframesError(f"{source.spec}: HEAD does not name a commit") from None

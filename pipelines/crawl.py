@@ -1,0 +1,210 @@
+"""The crawl stage as a Ray program: one task per repository, on an embedded Ray or a cluster.
+
+Two rounds of tasks. `resolve` opens each repository (cloning or fetching its mirror) and finds
+the head and first-parent root commit; repositories sharing a root (forks, mirrors) are then
+mined once, the first in input order winning. `mine_repository` mines only commits the
+repository's state file does not cover yet, writes its shards, then its state file; the driver
+writes `DATA/edits/manifest.json` last. A run killed anywhere and re-run ends with every commit
+mined exactly once, and a re-run retries only repositories that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pygit2
+import ray
+from tqdm import tqdm
+
+from ghframes import history, schema, shards
+from ghframes.errors import GhframesError
+from ghframes.sources import Source, default_head, open_repository
+
+log = logging.getLogger(__name__)
+
+EDITS = "edits"
+STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    cache_dir: str
+    max_file_bytes: int = 1 << 20
+    # A shard is closed at the first commit boundary after this much text.
+    shard_text_bytes: int = 128 << 20
+
+
+def _edits_dir(data: str) -> tuple:
+    fs, root = shards.filesystem(data)
+    return fs, f"{root}/{EDITS}"
+
+
+def resolve(source: Source, options: CrawlOptions, token: str | None) -> dict:
+    """Open (clone or fetch) `source`; its head and first-parent root commit ids."""
+    try:
+        repo = open_repository(source, options.cache_dir, fetch=True, token=token)
+        head = default_head(repo, source)
+        walker = repo.walk(head.id)
+        walker.simplify_first_parent()
+        root = None
+        for root in walker:  # noqa: B007 - the last commit walked is the root
+            pass
+        return {"head": str(head.id), "root": str(root.id)}
+    except GhframesError as exc:
+        return {"error": str(exc)}
+    except (pygit2.GitError, OSError, KeyError, ValueError) as exc:
+        return {"error": f"{source.spec}: {type(exc).__name__}: {exc}"}
+
+
+def _entry(source: Source, **fields) -> dict:
+    entry = {
+        "key": source.key, "repo": source.repo, "source": source.spec, "kind": source.kind,
+        "status": "failed", "error": None, "root": None, "head": None, "commits": 0,
+        "changes": 0, "bytes": 0, "shards": [], "skipped": {}, "metadata": source.metadata,
+    }
+    entry.update(fields)
+    return entry
+
+
+def mine_repository(
+    source: Source, data: str, head: str, root: str, options: CrawlOptions, token: str | None
+) -> dict:
+    """Mine `source` up to `head` into shards under DATA/edits/<key>/; return its manifest entry."""
+    fs, edits = _edits_dir(data)
+    state_path = f"{edits}/{source.key}/{STATE}"
+    edit_schema = schema.load(EDITS)
+    try:
+        repo = open_repository(source, options.cache_dir, fetch=False, token=token)
+        state = shards.read_json(fs, state_path)
+        since, first_index, kept, skipped = None, 0, [], Counter()
+        if state and state.get("status") == "ok" and state.get("root") == root:
+            if state["head"] == head:
+                return state | {"metadata": source.metadata or state.get("metadata", {})}
+            if history.is_ancestor(repo, pygit2.Oid(hex=state["head"]), pygit2.Oid(hex=head)):
+                since = pygit2.Oid(hex=state["head"])
+                first_index = state["commits"]
+                kept = list(state["shards"])
+                skipped.update(state["skipped"])
+            else:
+                log.warning("%s: history was rewritten; mining it again from the root", source.spec)
+        commits = history.first_parent_chain(repo, pygit2.Oid(hex=head), since)
+        stats = history.MiningStats(skipped=skipped)
+        for batch in history.mine(
+            repo, source.repo, commits, first_index, stats,
+            max_file_bytes=options.max_file_bytes, batch_bytes=options.shard_text_bytes,
+        ):
+            if batch.num_rows == 0:
+                continue
+            # Named by position and content identity: a re-run writes the same name and bytes.
+            name = f"{source.key}/{batch.first_index:08d}-{batch.last_commit[:12]}.parquet"
+            table = pa.table(batch.columns, schema=edit_schema.arrow)
+            shards.write_table(fs, f"{edits}/{name}", table, edit_schema, row_group_size=256)
+            kept.append(name)
+        total_changes = (state or {}).get("changes", 0) if since else 0
+        entry = _entry(
+            source, status="ok", root=root, head=head,
+            commits=first_index + stats.commits,
+            changes=total_changes + stats.changes,
+            bytes=sum(fs.get_file_info(f"{edits}/{name}").size for name in kept),
+            shards=kept, skipped=dict(sorted(stats.skipped.items())),
+        )
+        shards.write_json_atomic(fs, state_path, entry)
+        return entry
+    except GhframesError as exc:
+        return _entry(source, error=str(exc))
+    except (pygit2.GitError, OSError, KeyError, ValueError) as exc:
+        return _entry(source, error=f"{source.spec}: {type(exc).__name__}: {exc}")
+
+
+def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Connect to `address` or start an embedded Ray; True if this call started it."""
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+        log_to_driver=True, configure_logging=False,
+    )
+    return True
+
+
+def _gather(refs: list, on_done: Callable[[int, object], None]) -> list:
+    """Wait for every ref, calling `on_done(index, result)` as each finishes; results in order."""
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        i = index[done[0]]
+        results[i] = ray.get(done[0])
+        on_done(i, results[i])
+    return results
+
+
+def crawl(
+    sources: Sequence[Source],
+    data: str,
+    options: CrawlOptions,
+    token: str | None = None,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Crawl `sources` into DATA/edits and return the manifest written last."""
+    fs, edits = _edits_dir(data)
+    list(shards.remove_stale_temporaries(fs, edits))
+    started = _ensure_ray(ray_address, num_cpus)
+    try:
+        resolve_task = ray.remote(resolve).options(max_retries=1)
+        mine_task = ray.remote(mine_repository).options(max_retries=1)
+        bar = tqdm(total=2 * len(sources), unit="step", desc="crawl", disable=not progress or None)
+        resolved = _gather(
+            [resolve_task.remote(s, options, token) for s in sources],
+            lambda i, r: bar.update(1),
+        )
+        entries: dict[int, dict] = {}
+        owner_of_root: dict[str, Source] = {}
+        refs, ref_source = [], []
+        for i, (source, res) in enumerate(zip(sources, resolved, strict=True)):
+            if "error" in res:
+                entries[i] = _entry(source, error=res["error"])
+                bar.update(1)
+            elif res["root"] in owner_of_root:
+                first = owner_of_root[res["root"]]
+                entries[i] = _entry(source, status="duplicate", root=res["root"], head=res["head"],
+                                    duplicate_of=first.key)
+                bar.update(1)
+            else:
+                owner_of_root[res["root"]] = source
+                refs.append(mine_task.remote(source, data, res["head"], res["root"], options, token))
+                ref_source.append(i)
+        counts = Counter()
+
+        def mined(j: int, entry: dict) -> None:
+            counts["commits"] += entry["commits"]
+            counts["changes"] += entry["changes"]
+            bar.set_postfix(commits=counts["commits"], changes=counts["changes"], refresh=False)
+            bar.update(1)
+
+        for j, entry in enumerate(_gather(refs, mined)):
+            entries[ref_source[j]] = entry
+        bar.close()
+    finally:
+        if started:
+            ray.shutdown()
+    manifest = shards.read_json(fs, f"{edits}/{shards.MANIFEST}") or {}
+    repos = dict(manifest.get("repos", {}))
+    for i in sorted(entries):
+        repos[entries[i]["key"]] = entries[i]
+    edit_schema = schema.load(EDITS)
+    manifest = {
+        "table": EDITS,
+        "version": edit_schema.version,
+        "options": {k: v for k, v in asdict(options).items() if k != "cache_dir"},
+        "repos": dict(sorted(repos.items())),
+    }
+    shards.write_json_atomic(fs, f"{edits}/{shards.MANIFEST}", manifest)
+    return manifest
