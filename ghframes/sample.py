@@ -274,3 +274,35 @@ if __name__ == "__main__":
         sys.exit("usage: python -m ghframes.sample PATH")
     repo = build(sys.argv[1])
     print(f"sample repository at {sys.argv[1]}: {len(HISTORY)} commits, head {repo.head.target}")
+
+
+def build_synthetic(path: str, num_commits: int, num_files: int = 40, seed: int = 0) -> pygit2.Repository:
+    """A bare repository with a long generated history, for benchmarks and kill-and-resume tests.
+
+    Each commit edits one to three files of a few dozen lines (occasionally adding or deleting
+    one), the shape of ordinary development; the result is fully determined by the arguments.
+    """
+    import random
+
+    rng = random.Random(seed)
+    repo = pygit2.init_repository(path, bare=True, initial_head="main")
+    files: dict[str, tuple[bytes, int]] = {}
+    lines: dict[str, list[str]] = {}
+    parent: list[pygit2.Oid] = []
+    for i in range(num_commits):
+        for _ in range(rng.randint(1, 3)):
+            name = f"src/mod{rng.randrange(num_files)}.py"
+            body = lines.setdefault(name, [f"# {name}\n"])
+            if len(body) > 60 and rng.random() < 0.05:
+                del files[name], lines[name]
+                continue
+            at = rng.randrange(len(body) + 1)
+            body.insert(at, f"value_{i}_{rng.randrange(1000)} = compute({i}, {at})\n")
+            if len(body) > 3 and rng.random() < 0.3:
+                del body[rng.randrange(len(body))]
+            files[name] = ("".join(body).encode(), pygit2.enums.FileMode.BLOB)
+        when = pygit2.Signature(*AUTHOR, EPOCH + 60 * i, TZ)
+        commit = repo.create_commit(None, when, when, f"Change {i}\n", _tree(repo, files), parent)
+        parent = [commit]
+    repo.references.create("refs/heads/main", parent[0], force=True)
+    return repo

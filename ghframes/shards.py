@@ -41,7 +41,7 @@ def safe_name(identity: str, max_chars: int = 60) -> str:
     Nothing taken from a repository becomes part of a path unescaped: every character outside
     `[A-Za-z0-9._-]` becomes `_`, and a hash of the full identity keeps distinct inputs apart.
     """
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity).strip("._")[:max_chars] or "x"
+    slug = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "_", identity).strip("._")[:max_chars] or "x"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     return f"{slug}-{digest}"
 

@@ -133,10 +133,16 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
     if os.path.isdir(path):
         repo = pygit2.Repository(path)
         if fetch:
+            remote = repo.remotes["origin"]
             try:
-                repo.remotes["origin"].fetch(callbacks=callbacks, prune=True)
+                remote.fetch(callbacks=callbacks, prune=True)
+                heads = remote.list_heads(callbacks=callbacks, connect=False)
             except pygit2.GitError as exc:
                 raise GhframesError(f"{source.spec}: fetch failed ({_clean(exc, token)})") from None
+            # Follow the remote's default branch if it moved.
+            for head in heads:
+                if head.name == "HEAD" and head.symref_target:
+                    repo.set_head(head.symref_target)
         return repo
     os.makedirs(cache_dir, exist_ok=True)
     # Clone beside the final name and rename: a killed clone never looks like a mirror.
@@ -153,6 +159,11 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
     except (pygit2.GitError, ValueError, OSError) as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise GhframesError(f"{source.spec}: clone failed ({_clean(exc, token)})") from None
+    repo = pygit2.Repository(partial)
+    # The mirror refspec keeps branches under refs/heads: point HEAD at the remote's default.
+    origin_head = repo.references.get("refs/remotes/origin/HEAD")
+    if origin_head is not None and isinstance(origin_head.target, str):
+        repo.set_head(origin_head.target)
     os.replace(partial, path)
     return pygit2.Repository(path)
 

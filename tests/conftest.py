@@ -7,14 +7,90 @@ import os
 import pytest
 
 
+def short_tmpdir() -> str:
+    """A fresh folder for RAY_TMPDIR: Ray's socket paths must stay under ~107 characters."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+
+
 @pytest.fixture(scope="session")
 def ray_local(tmp_path_factory):
     """One embedded local Ray for the whole test session (it costs ~3 s and ~600 MB to start)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # Ray's socket paths must stay short: keep its temporary folder near the root.
-    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
+    os.environ["RAY_TMPDIR"] = short_tmpdir()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.org",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.org",
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+class GitRepo:
+    """A real repository driven through the `git` command line, as a person would."""
+
+    def __init__(self, path):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "protocol.file.allow", "always")
+
+    def git(self, *args: str) -> str:
+        import subprocess
+
+        env = dict(os.environ, **GIT_ENV)
+        done = subprocess.run(
+            ["git", *args], cwd=self.path, env=env, check=True, capture_output=True
+        )
+        return done.stdout.decode().strip()
+
+    def write(self, rel: str, content: str | bytes) -> None:
+        file = self.path / rel
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    def commit(self, message: str, files: dict[str, str | bytes | None] | None = None) -> str:
+        """Write each file (None deletes it), stage everything and commit; return the commit id."""
+        for rel, content in (files or {}).items():
+            self.change(rel, content)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def change(self, rel: str, content: str | bytes | None) -> None:
+        if content is None:
+            (self.path / rel).unlink()
+        else:
+            self.write(rel, content)
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """Factory of real git repositories under the test's temporary folder."""
+
+    def make(name: str = "repo") -> GitRepo:
+        return GitRepo(tmp_path / name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sample_repo(tmp_path_factory):
+    """The embedded sample repository (built once per test session)."""
+    from ghframes import sample
+
+    path = tmp_path_factory.mktemp("sample") / "tally"
+    sample.build(str(path))
+    return path

@@ -1,0 +1,247 @@
+"""The crawl command end to end on real repositories, a real git server and a real Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from conftest import short_tmpdir
+from ghframes import cli, sample, schema, shards
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+EDITS = schema.load("edits")
+
+
+def crawl(*argv: str, env: dict | None = None) -> int:
+    return cli.main(["crawl", *argv, "--no-progress"], env=env or {})
+
+
+def manifest(data: Path) -> dict:
+    return json.loads((data / "edits" / "manifest.json").read_text())
+
+
+def rows(data: Path, key: str | None = None) -> pa.Table:
+    fs, _ = shards.filesystem(str(data))
+    tables = [
+        shards.read_table(fs, str(data / "edits" / name), EDITS)
+        for k, entry in manifest(data)["repos"].items()
+        if key in (None, k)
+        for name in entry["shards"]
+    ]
+    return pa.concat_tables(tables) if tables else EDITS.arrow.empty_table()
+
+
+def test_crawls_the_sample_repository(sample_repo, tmp_path, capsys):
+    data = tmp_path / "data"
+    assert crawl(str(sample_repo), "--out", str(data)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert entry["status"] == "ok" and entry["repo"] == "tally"
+    assert entry["commits"] == 18  # 20 commits, 2 of them only on the merged branch
+    assert entry["skipped"] == {"binary": 1, "not_utf8": 1, "symlink": 1, "vendored": 1}
+    table = rows(data)
+    assert table.num_rows == entry["changes"]
+    # Every row is self-contained and exact: `after` is the file's bytes at that commit.
+    for row in table.to_pylist():
+        if row["after"] is not None:
+            shown = subprocess.run(
+                ["git", "show", f"{row['commit']}:{row['path']}"],
+                cwd=sample_repo, capture_output=True, check=True,
+            ).stdout
+            assert row["after"].encode() == shown, (row["commit"], row["path"])
+    statuses = {(r["status"], r["path"]) for r in table.to_pylist()}
+    assert ("renamed", "tally/__main__.py") in statuses and ("deleted", "notes.txt") in statuses
+    assert "ok        tally: 18 commits" in capsys.readouterr().out
+
+
+def test_stats_reports_counts(sample_repo, tmp_path, capsys):
+    data = tmp_path / "data"
+    crawl(str(sample_repo), "--out", str(data))
+    capsys.readouterr()
+    assert cli.main(["stats", str(data), "--json"], env={}) == 0
+    stats = json.loads(capsys.readouterr().out)["edits"]
+    assert stats["repositories"] == 1 and stats["commits"] == 18
+    assert stats["changes"] == rows(data).num_rows
+    assert stats["skipped"]["binary"] == 1
+
+
+def test_output_is_deterministic(sample_repo, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert crawl(str(sample_repo), "--out", str(a)) == 0
+    assert crawl(str(sample_repo), "--out", str(b)) == 0
+    names = sorted(p.relative_to(a) for p in (a / "edits").rglob("*.parquet"))
+    assert names and names == sorted(p.relative_to(b) for p in (b / "edits").rglob("*.parquet"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_rerun_is_idempotent_and_mines_only_new_commits(make_repo, tmp_path):
+    r = make_repo("proj")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    first = manifest(data)
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    assert manifest(data) == first  # nothing new: nothing written
+    r.commit("three", {"b.py": "y = 3\n"})
+    r.commit("four", {"a.py": "x = 4\n"})
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert len(entry["shards"]) == 2 and entry["commits"] == 4
+    second = shards.read_table(*_fs(data, entry["shards"][1]), EDITS)
+    assert second.column("message").to_pylist() == ["three\n", "four\n"]
+    assert second.column("commit_index").to_pylist() == [2, 3]
+    fresh = tmp_path / "fresh"
+    crawl(str(r.path), "--out", str(fresh))
+    assert rows(data).sort_by("commit_index").equals(rows(fresh).sort_by("commit_index"))
+
+
+def _fs(data: Path, name: str):
+    fs, root = shards.filesystem(str(data))
+    return fs, f"{root}/edits/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def git_daemon(tmp_path):
+    """`git daemon` serving tmp_path/served on loopback; yields (base folder, port)."""
+    base = tmp_path / "served"
+    base.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+         f"--base-path={base}", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield base, port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_clones_over_git_protocol_and_fetches_incrementally(make_repo, git_daemon, tmp_path):
+    base, port = git_daemon
+    r = make_repo("work")
+    r.commit("one", {"a.py": "x = 1\n"})
+    subprocess.run(["git", "clone", "-q", "--bare", str(r.path), str(base / "proj.git")], check=True)
+    url = f"git://127.0.0.1:{port}/proj.git"
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert (entry["repo"], entry["commits"]) == ("127.0.0.1/proj", 1)
+    r.commit("two", {"a.py": "x = 2\n"})
+    r.git("push", "-q", str(base / "proj.git"), "main")
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert entry["commits"] == 2 and len(entry["shards"]) == 2
+    assert [p.name for p in cache.iterdir()] == [entry["key"] + ".git"]
+
+
+def test_a_fork_sharing_the_root_commit_is_mined_once(sample_repo, tmp_path, capsys):
+    fork = tmp_path / "tally-fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(sample_repo), str(fork)], check=True)
+    data = tmp_path / "data"
+    assert crawl(str(sample_repo), f"file://{fork}", "--out", str(data)) == 0
+    entries = sorted(manifest(data)["repos"].values(), key=lambda e: e["kind"])
+    assert [(e["kind"], e["status"]) for e in entries] == [("path", "ok"), ("url", "duplicate")]
+    assert entries[1]["duplicate_of"] == entries[0]["key"] and not entries[1]["shards"]
+    assert "same root commit" in capsys.readouterr().out
+
+
+def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, tmp_path, capsys):
+    good = make_repo("good")
+    good.commit("one", {"a.py": "x = 1\n"})
+    bad = f"git://127.0.0.1:{_free_port()}/nothing.git"  # nothing listens there
+    data = tmp_path / "data"
+    assert crawl(str(good.path), bad, "--out", str(data)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ghframes: error: {bad}: clone failed")
+    repos = manifest(data)["repos"]
+    assert sorted(e["status"] for e in repos.values()) == ["failed", "ok"]
+    state = next((data / "edits").glob("good-*/state.json"))
+    before = state.stat().st_mtime_ns
+    assert crawl(str(good.path), bad, "--out", str(data)) == 1
+    assert state.stat().st_mtime_ns == before  # the good repository was not mined again
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "{arg}: no such path"),
+        ("plain_dir", "{arg}: not a git repository"),
+        ("empty_repo", "{arg}: empty repository (no commits on the default branch)"),
+        ("malformed", "{arg}: not a valid GitHub OWNER/NAME (and no such local path)"),
+        ("out_is_file", "{out}: not a directory ({out} is a file)"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, make_repo, capsys):
+    out = tmp_path / "data"
+    arg = {
+        "missing": str(tmp_path / "nope"),
+        "plain_dir": str(tmp_path),
+        "empty_repo": "",
+        "malformed": "bad--owner/x",
+        "out_is_file": "",
+    }[case]
+    if case == "empty_repo":
+        arg = str(make_repo("empty").path)
+    if case == "out_is_file":
+        good = make_repo("good")
+        good.commit("one", {"a": "a\n"})
+        arg = str(good.path)
+        out.write_text("precious")
+    assert crawl(arg, "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err == f"ghframes: error: {message.format(arg=arg, out=out)}\n"
+    if case == "out_is_file":
+        assert out.read_text() == "precious"
+    else:
+        assert not out.exists()
+
+
+def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
+    sources = []
+    for i in range(6):
+        path = tmp_path / f"repo{i}.git"
+        sample.build_synthetic(str(path), num_commits=250, seed=i)
+        sources.append(str(path))
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "ghframes", "crawl", *sources, "--out", str(data),
+           "--num-cpus", "2", "--no-progress"]
+    env = dict(os.environ, RAY_TMPDIR=short_tmpdir())
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list((data / "edits").glob("*/state.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray workers, mid-run
+    proc.wait()
+    assert not (data / "edits" / "manifest.json").exists()
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    repos = manifest(data)["repos"]
+    assert len(repos) == 6 and all(e["status"] == "ok" for e in repos.values())
+    for key, entry in repos.items():
+        table = rows(data, key)
+        pairs = list(zip(table.column("commit").to_pylist(), table.column("path").to_pylist(), strict=True))
+        assert len(pairs) == len(set(pairs)) == entry["changes"]
+        assert max(table.column("commit_index").to_pylist()) == entry["commits"] - 1 == 249
+    assert not [p for p in (data / "edits").rglob(".*tmp-*")]

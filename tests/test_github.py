@@ -1,0 +1,772 @@
+"""GitHub discovery against a scripted GitHub API served over HTTP on loopback (no mocks)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from ghframes.errors import GhframesError
+from ghframes.github import (
+    GitHubClient,
+    RepoInfo,
+    _created_range,
+    discover,
+    is_owner_name_like,
+    parse_owner_name,
+)
+
+API_PREFIX = "/api/v3"  # served like GitHub Enterprise, so the client must keep the prefix
+TOKEN = "ghp_ThisTokenMustNeverLeak0123456789abcdef"
+T0 = 1_700_000_000.0  # the injected clock's "now"
+
+
+# --- the fake GitHub --------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to stall before answering
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    path: str  # without API_PREFIX
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+
+
+class FakeGitHub:
+    """A GitHub API on loopback: `routes[path](seen) -> Reply`; every request is recorded."""
+
+    def __init__(self, port: int) -> None:
+        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{self.host}{API_PREFIX}"
+        self.routes: dict[str, Callable[[Seen], Reply]] = {}
+        self.seen: list[Seen] = []
+
+    def link(self, path: str, query: dict[str, Any]) -> str:
+        return f"{self.url}{path}?{urlencode(query)}"
+
+    def requests_to(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as GitHub
+    # Headers and body go out in two writes; with Nagle on, each reply stalls ~40 ms.
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        fake: FakeGitHub = self.server.fake  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        seen = Seen(
+            path=parts.path.removeprefix(API_PREFIX),
+            query=dict(parse_qsl(parts.query)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+        )
+        fake.seen.append(seen)
+        route = fake.routes.get(seen.path) if parts.path.startswith(API_PREFIX) else None
+        reply = route(seen) if route else Reply(404, {"message": "Not Found"})
+        time.sleep(reply.delay)
+        payload = b"" if reply.status == 304 else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    # Keep-alive handler threads wait on idle client connections: do not join them on close.
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out closed the socket under a stalled reply; that is expected
+
+
+@contextlib.contextmanager
+def serve() -> Iterator[FakeGitHub]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.fake = FakeGitHub(server.server_address[1])  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield server.fake  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with serve() as fake:
+        yield fake
+
+
+class Sleeper:
+    """An injected `sleep` that records what it was asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def client_for(fake: FakeGitHub, **kwargs: Any) -> GitHubClient:
+    defaults: dict[str, Any] = {
+        "api_url": fake.url,
+        "retries": 2,
+        "backoff_factor": 0,
+        "timeout": 5.0,
+        "sleep": Sleeper(),
+        "clock": lambda: T0,
+    }
+    return GitHubClient(**{**defaults, **kwargs})
+
+
+def repo_obj(
+    full_name: str,
+    *,
+    fork: bool = False,
+    archived: bool = False,
+    license: str | None = "MIT",
+    created: date = date(2015, 1, 1),
+) -> dict[str, Any]:
+    return {
+        "full_name": full_name,
+        "clone_url": f"https://github.com/{full_name}.git",
+        "html_url": f"https://github.com/{full_name}",
+        "default_branch": "main",
+        "stargazers_count": 7,
+        "license": {"spdx_id": license, "key": (license or "").lower()} if license else None,
+        "fork": fork,
+        "archived": archived,
+        "size": 42,
+        "created_at": f"{created.isoformat()}T12:00:00Z",
+    }
+
+
+def paginated(fake: FakeGitHub, items: list[Any], etags: bool = False) -> Callable[[Seen], Reply]:
+    """A listing route serving `items` in pages of `per_page`, linked by `Link` headers.
+
+    With `etags`, each page carries an ETag and an `If-None-Match` that matches gets a bare
+    304 (no `Link`: the client must take it from its cache).
+    """
+
+    def route(seen: Seen) -> Reply:
+        per_page = int(seen.query.get("per_page", 30))
+        page = int(seen.query.get("page", 1))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        etag = 'W/"' + hashlib.sha256(json.dumps(chunk).encode()).hexdigest()[:16] + '"'
+        if etags and seen.headers.get("if-none-match") == etag:
+            return Reply(304, headers={"ETag": etag})
+        headers = {"ETag": etag} if etags else {}
+        last = -(-len(items) // per_page)
+        if page < last:
+            nxt = fake.link(seen.path, {**seen.query, "page": page + 1})
+            end = fake.link(seen.path, {**seen.query, "page": last})
+            headers["Link"] = f'<{nxt}>; rel="next", <{end}>; rel="last"'
+        return Reply(200, chunk, headers)
+
+    return route
+
+
+def search_route(fake: FakeGitHub, population: list[dict[str, Any]], terms: str):
+    """`/search/repositories` over `population`, filtered by `created:` qualifiers, capped at 1,000.
+
+    Every query must keep the search `terms` the user gave.
+    """
+
+    def created(repo: dict[str, Any]) -> date:
+        return date.fromisoformat(repo["created_at"][:10])
+
+    def route(seen: Seen) -> Reply:
+        q = seen.query["q"]
+        if terms not in q:
+            return Reply(422, {"message": "Validation Failed", "errors": [{"message": q}]})
+        found = population
+        for value in re.findall(r"(?:^|\s)created:(\S+)", q):
+            if m := re.fullmatch(r"(\S+)\.\.(\S+)", value):
+                lo, hi = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+                found = [r for r in found if lo <= created(r) <= hi]
+            elif value.startswith(">="):
+                found = [r for r in found if created(r) >= date.fromisoformat(value[2:])]
+            else:
+                return Reply(422, {"message": f"unsupported by the fake: {value}"})
+        found = sorted(found, key=lambda r: (created(r), r["full_name"]))
+        per_page, page = int(seen.query["per_page"]), int(seen.query.get("page", 1))
+        if page * per_page > 1000:
+            return Reply(422, {"message": "Only the first 1000 search results are available"})
+        chunk = found[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < min(len(found), 1000):
+            headers["Link"] = (
+                f'<{fake.link(seen.path, {**seen.query, "page": page + 1})}>; rel="next"'
+            )
+        body = {"total_count": len(found), "incomplete_results": False, "items": chunk}
+        return Reply(200, body, headers)
+
+    return route
+
+
+def spread(n: int, first: date, days: int, prefix: str = "r") -> list[dict[str, Any]]:
+    """`n` repositories created on days spread deterministically over `days` from `first`."""
+    return [
+        repo_obj(f"owner{i % 7}/{prefix}{i}", created=first + timedelta(days=(i * 7919) % days))
+        for i in range(n)
+    ]
+
+
+# --- repository names -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("octo/hello", ("octo", "hello")),
+        ("a/b", ("a", "b")),
+        ("a-b-c/x.y_z-1", ("a-b-c", "x.y_z-1")),
+        ("o" * 39 + "/n", ("o" * 39, "n")),
+        ("o/" + "n" * 100, ("o", "n" * 100)),
+        ("octo/.github", ("octo", ".github")),
+        ("octo/..x", ("octo", "..x")),
+    ],
+)
+def test_parse_owner_name_accepts_github_names(text, expected):
+    assert is_owner_name_like(text)
+    assert parse_owner_name(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, part",
+    [
+        ("-octo/x", "owner"),
+        ("octo-/x", "owner"),
+        ("oc--to/x", "owner"),
+        ("oc_to/x", "owner"),
+        ("o" * 40 + "/x", "owner"),
+        ("octo/", "name"),
+        ("octo/.", "name"),
+        ("octo/..", "name"),
+        ("octo/na me", "name"),
+        ("octo/na@me", "name"),
+        ("octo/naïve", "name"),
+        ("octo/" + "n" * 101, "name"),
+    ],
+)
+def test_parse_owner_name_rejects_malformed_names(text, part):
+    assert is_owner_name_like(text)
+    with pytest.raises(GhframesError, match=f"malformed OWNER/NAME: an? {part} is"):
+        parse_owner_name(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "repo",
+        "/abs/repo",
+        "./repo",
+        "../repo",
+        "~/repo",
+        "a/b/c",
+        "https://github.com/octo/hello",
+        "file:///srv/octo/hello",
+        "git@github.com:octo/hello",
+    ],
+)
+def test_paths_and_urls_are_not_owner_name(text):
+    assert not is_owner_name_like(text)
+    assert parse_owner_name(text) is None
+
+
+# --- repository metadata ----------------------------------------------------------------------
+
+
+def test_repo_info_from_api_and_metadata():
+    info = RepoInfo.from_api(repo_obj("Octo/Hello", license="Apache-2.0", fork=True))
+    assert info == RepoInfo(
+        full_name="Octo/Hello",
+        clone_url="https://github.com/Octo/Hello.git",
+        default_branch="main",
+        stars=7,
+        license="Apache-2.0",
+        fork=True,
+        archived=False,
+        size_kb=42,
+        html_url="https://github.com/Octo/Hello",
+    )
+    assert json.loads(json.dumps(info.metadata())) == info.metadata()
+    assert info.metadata()["license"] == "Apache-2.0"
+    assert RepoInfo.from_api(repo_obj("o/n", license=None)).license is None
+
+
+def test_repo_info_from_incomplete_object_names_the_field():
+    obj = repo_obj("octo/hello")
+    del obj["default_branch"]
+    with pytest.raises(
+        GhframesError, match=r"^octo/hello: GitHub API answer lacks 'default_branch'$"
+    ):
+        RepoInfo.from_api(obj)
+
+
+# --- requests, pagination, errors -------------------------------------------------------------
+
+
+def test_repository_sends_github_headers_to_the_enterprise_prefix(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(200, repo_obj("octo/hello"))
+    with client_for(github) as client:
+        assert client.repository("octo", "hello").full_name == "octo/hello"
+    (seen,) = github.seen
+    assert seen.path == "/repos/octo/hello"
+    assert seen.headers["accept"] == "application/vnd.github+json"
+    assert seen.headers["x-github-api-version"] == "2022-11-28"
+    assert re.fullmatch(r"ghframes/\S+", seen.headers["user-agent"])
+    assert "authorization" not in seen.headers  # no token given, none sent
+
+
+def test_token_is_sent_as_bearer(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(200, repo_obj("octo/hello"))
+    client_for(github, token=TOKEN).repository("octo", "hello")
+    assert github.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_org_and_user_listings_follow_link_pages(github):
+    org = [repo_obj(f"acme/r{i}") for i in range(250)]
+    user = [repo_obj(f"alice/u{i}") for i in range(5)]
+    github.routes["/orgs/acme/repos"] = paginated(github, org)
+    github.routes["/users/alice/repos"] = paginated(github, user)
+    client = client_for(github)
+    assert [r.full_name for r in client.org_repos("acme")] == [r["full_name"] for r in org]
+    assert [r.full_name for r in client.user_repos("alice")] == [r["full_name"] for r in user]
+    org_requests = github.requests_to("/orgs/acme/repos")
+    assert [s.query.get("page") for s in org_requests] == [None, "2", "3"]
+    assert all(s.query["type"] == "all" and s.query["per_page"] == "100" for s in org_requests)
+    (user_request,) = github.requests_to("/users/alice/repos")
+    assert user_request.query == {"type": "owner", "per_page": "100"}
+
+
+def test_link_to_another_host_is_not_followed(github):
+    with serve() as elsewhere:
+        elsewhere.routes["/orgs/acme/repos"] = lambda seen: Reply(200, [])
+        github.routes["/orgs/acme/repos"] = lambda seen: Reply(
+            200,
+            [repo_obj("acme/a")],
+            {"Link": f'<{elsewhere.url}/orgs/acme/repos?page=2>; rel="next"'},
+        )
+        with pytest.raises(GhframesError, match="linked to another host; not following it"):
+            list(client_for(github, token=TOKEN).org_repos("acme"))
+        assert elsewhere.seen == []
+
+
+def test_missing_repository_is_a_clear_error(github):
+    with pytest.raises(GhframesError) as err:
+        client_for(github).repository("octo", "missing")
+    assert str(err.value) == f"octo/missing: no such repository on {github.host}"
+
+
+def test_missing_org_and_user_are_clear_errors(github):
+    client = client_for(github)
+    with pytest.raises(GhframesError, match=f"^nobody: no such organisation on {github.host}$"):
+        list(client.org_repos("nobody"))
+    with pytest.raises(GhframesError, match=f"^nobody: no such user on {github.host}$"):
+        list(client.user_repos("nobody"))
+
+
+def test_bad_credentials_and_other_client_errors(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(401, {"message": "Bad credentials"})
+    github.routes["/search/repositories"] = lambda seen: Reply(
+        422, {"message": "Validation Failed", "errors": [{"message": "bad qualifier"}]}
+    )
+    github.routes["/orgs/secret/repos"] = lambda seen: Reply(
+        403, {"message": "Resource not accessible by integration"}
+    )
+    sleeper = Sleeper()
+    client = client_for(github, token=TOKEN, sleep=sleeper)
+    with pytest.raises(GhframesError) as err:
+        client.repository("octo", "hello")
+    assert str(err.value) == (
+        f"/api/v3/repos/octo/hello: GitHub API at {github.host} rejected the credentials "
+        "(401 Bad credentials); check GITHUB_TOKEN"
+    )
+    with pytest.raises(GhframesError) as err:
+        list(client.search("stars:>x"))
+    assert str(err.value) == (
+        f"/api/v3/search/repositories?q=stars:>x&per_page=100: GitHub API at {github.host} "
+        "answered 422 (Validation Failed: bad qualifier)"
+    )
+    # A 403 that is not a rate limit is an error at once, not a wait.
+    with pytest.raises(GhframesError, match="answered 403 \\(Resource not accessible"):
+        list(client.org_repos("secret"))
+    assert sleeper.calls == []
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+def script(*replies: Reply) -> Callable[[Seen], Reply]:
+    """A route answering with `replies` in turn, then repeating the last one."""
+    queue = list(replies)
+    return lambda seen: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def test_primary_rate_limit_waits_until_reset(github, caplog):
+    github.routes["/repos/octo/hello"] = script(
+        Reply(
+            403,
+            {"message": "API rate limit exceeded"},
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(T0) + 3)},
+        ),
+        Reply(200, repo_obj("octo/hello")),
+    )
+    sleeper = Sleeper()
+    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+        info = client_for(github, sleep=sleeper).repository("octo", "hello")
+    assert info.full_name == "octo/hello"
+    assert sleeper.calls == [pytest.approx(4.0)]  # until the reset, plus 1 s of clock slack
+    assert len(github.seen) == 2
+    until = time.strftime("%H:%M:%S", time.localtime(T0 + 4))
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        f"rate limited by {github.host} (primary limit) on /api/v3/repos/octo/hello: "
+        f"waiting 4 s until {until}"
+    )
+
+
+def test_rate_limit_reset_beyond_max_wait_is_a_clear_error(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(
+        403,
+        {"message": "API rate limit exceeded"},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(T0) + 3600)},
+    )
+    sleeper = Sleeper()
+    with pytest.raises(GhframesError) as err:
+        client_for(github, sleep=sleeper, max_wait=900).repository("octo", "hello")
+    assert str(err.value) == (
+        f"/api/v3/repos/octo/hello: rate limited by {github.host} (primary limit) for 3601 s, "
+        "longer than the longest wait allowed (900 s); try again later or raise --max-wait"
+    )
+    assert sleeper.calls == []
+    assert len(github.seen) == 1
+
+
+def test_secondary_rate_limit_waits_retry_after(github, caplog):
+    github.routes["/orgs/acme/repos"] = script(
+        Reply(429, {"message": "You have exceeded a secondary rate limit"}, {"retry-after": "7"}),
+        Reply(200, [repo_obj("acme/a")]),
+    )
+    sleeper = Sleeper()
+    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+        names = [r.full_name for r in client_for(github, sleep=sleeper).org_repos("acme")]
+    assert names == ["acme/a"]
+    assert sleeper.calls == [7.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rate limited by {github.host} (secondary limit) on "
+        "/api/v3/orgs/acme/repos?type=all&per_page=100: waiting 7 s until "
+        + time.strftime("%H:%M:%S", time.localtime(T0 + 7))
+    ]
+
+
+def test_secondary_rate_limit_without_retry_after_waits_a_minute(github):
+    github.routes["/orgs/acme/repos"] = script(
+        Reply(403, {"message": "You have exceeded a secondary rate limit."}),
+        Reply(200, []),
+    )
+    sleeper = Sleeper()
+    assert list(client_for(github, sleep=sleeper).org_repos("acme")) == []
+    assert sleeper.calls == [60.0]
+
+
+def test_endless_rate_limiting_gives_up(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(429, {}, {"retry-after": "1"})
+    sleeper = Sleeper()
+    with pytest.raises(GhframesError, match="still rate limited by .* after 8 waits"):
+        client_for(github, sleep=sleeper).repository("octo", "hello")
+    assert sleeper.calls == [1.0] * 8
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+def test_server_error_is_retried(github):
+    github.routes["/repos/octo/hello"] = script(
+        Reply(500, {"message": "boom"}), Reply(200, repo_obj("octo/hello"))
+    )
+    assert client_for(github).repository("octo", "hello").full_name == "octo/hello"
+    assert len(github.seen) == 2
+
+
+def test_server_errors_beyond_retries_name_the_status(github):
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(503, {"message": "unavailable"})
+    with pytest.raises(GhframesError) as err:
+        client_for(github, retries=2).repository("octo", "hello")
+    assert str(err.value) == (
+        f"/api/v3/repos/octo/hello: GitHub API at {github.host} answered 503 (unavailable)"
+    )
+    assert len(github.seen) == 3  # the request and two retries
+
+
+def test_timeout_is_retried(github):
+    github.routes["/repos/octo/hello"] = script(
+        Reply(200, repo_obj("octo/hello"), delay=1.0), Reply(200, repo_obj("octo/hello"))
+    )
+    start = time.monotonic()
+    info = client_for(github, timeout=0.2).repository("octo", "hello")
+    assert info.full_name == "octo/hello"
+    assert len(github.seen) == 2
+    assert time.monotonic() - start < 1.0  # the stalled answer was not waited for
+
+
+def test_unreachable_api_is_a_clear_error():
+    with serve() as fake:
+        url = fake.url
+    with pytest.raises(GhframesError, match=r"^/api/v3/repos/octo/hello: no answer from GitHub"):
+        GitHubClient(api_url=url, retries=1, backoff_factor=0).repository("octo", "hello")
+
+
+def test_api_url_must_be_http():
+    with pytest.raises(GhframesError, match="not an API URL"):
+        GitHubClient(api_url="ftp://example.com/api")
+
+
+# --- ETag cache -------------------------------------------------------------------------------
+
+
+def test_etag_cache_answers_304_for_a_new_client(github, tmp_path):
+    org = [repo_obj(f"acme/r{i}") for i in range(250)]
+    github.routes["/orgs/acme/repos"] = paginated(github, org, etags=True)
+    cache = tmp_path / "cache"
+
+    first = [r.metadata() for r in client_for(github, cache_dir=cache).org_repos("acme")]
+    assert len(first) == 250
+    assert all("if-none-match" not in s.headers for s in github.seen)
+    assert len(list(cache.iterdir())) == 3  # one entry per page
+
+    github.seen.clear()
+    second = [r.metadata() for r in client_for(github, cache_dir=cache).org_repos("acme")]
+    assert second == first
+    # Every page was asked for conditionally; the bare 304s carried no Link header, so
+    # pages 2 and 3 could only be found through the cache.
+    assert [s.query.get("page") for s in github.seen] == [None, "2", "3"]
+    assert all(s.headers["if-none-match"].startswith('W/"') for s in github.seen)
+
+
+def test_changed_page_and_damaged_cache_entry_are_fetched_again(github, tmp_path):
+    items = [repo_obj("acme/a")]
+    github.routes["/orgs/acme/repos"] = paginated(github, items, etags=True)
+    cache = tmp_path / "cache"
+    client_for(github, cache_dir=cache).org_repos("acme").__next__()
+
+    items.append(repo_obj("acme/b"))  # the page changes: its ETag no longer matches
+    names = [r.full_name for r in client_for(github, cache_dir=cache).org_repos("acme")]
+    assert names == ["acme/a", "acme/b"]
+
+    (entry,) = cache.iterdir()
+    entry.write_text("{not json")
+    github.seen.clear()
+    names = [r.full_name for r in client_for(github, cache_dir=cache).org_repos("acme")]
+    assert names == ["acme/a", "acme/b"]
+    assert "if-none-match" not in github.seen[0].headers
+    assert json.loads(entry.read_text())["body"][1]["full_name"] == "acme/b"
+
+
+# --- the token never leaks --------------------------------------------------------------------
+
+
+def test_token_never_appears_in_logs_errors_or_cache(github, tmp_path, caplog):
+    github.routes["/orgs/acme/repos"] = script(
+        Reply(429, {"message": "secondary rate limit"}, {"retry-after": "2"}),
+        Reply(200, [repo_obj("acme/a")], {"ETag": '"e1"'}),
+    )
+    # GitHub does not echo tokens, but a proxy in front of an Enterprise server might.
+    github.routes["/repos/octo/hello"] = lambda seen: Reply(
+        401, {"message": f"Bad credentials: {seen.headers['authorization']}"}
+    )
+    github.routes["/users/alice/repos"] = lambda seen: Reply(
+        500, {"message": f"upstream rejected {seen.headers['authorization']}"}
+    )
+    cache = tmp_path / "cache"
+    client = client_for(github, token=TOKEN, cache_dir=cache)
+    texts = [repr(client)]
+    with caplog.at_level(logging.DEBUG):  # every logger, urllib3's included
+        assert [r.full_name for r in client.org_repos("acme")] == ["acme/a"]
+        for call in (
+            lambda: client.repository("octo", "hello"),
+            lambda: list(client.user_repos("alice")),
+        ):
+            with pytest.raises(GhframesError) as err:
+                call()
+            texts += [str(err.value), repr(err.value)]
+        with pytest.raises(GhframesError) as err:
+            client.repository("octo", "missing")
+        texts.append(str(err.value))
+
+    assert all(s.headers["authorization"] == f"Bearer {TOKEN}" for s in github.seen)
+    assert "rate limited" in caplog.text and "***" in texts[1]
+    files = list(cache.iterdir())
+    assert [re.fullmatch(r"[0-9a-f]{64}\.json", f.name) is not None for f in files] == [True]
+    for text in [*texts, caplog.text, *(f.read_text() for f in files)]:
+        assert TOKEN not in text
+
+
+# --- search and the 1,000-result cap ----------------------------------------------------------
+
+
+def test_search_within_the_cap_is_one_query(github):
+    population = spread(150, date(2015, 1, 1), 300)
+    github.routes["/search/repositories"] = search_route(github, population, "language:python")
+    found = [r.full_name for r in client_for(github).search("language:python stars:>500")]
+    assert sorted(found) == sorted(r["full_name"] for r in population)
+    assert [s.query["q"] for s in github.seen] == ["language:python stars:>500"] * 2
+    assert github.seen[0].query["per_page"] == "100"
+
+
+def test_search_over_the_cap_is_split_by_creation_date(github, caplog):
+    population = spread(2500, date(2012, 1, 1), 2900)
+    github.routes["/search/repositories"] = search_route(github, population, "language:python")
+    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+        found = [r.full_name for r in client_for(github).search("language:python")]
+
+    assert Counter(found) == Counter(r["full_name"] for r in population)  # each exactly once
+    assert "2500 results, more than the 1000 GitHub returns" in caplog.text
+    assert "splitting it by creation date between 2007-10-01 and 2023-11-15" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # Oldest ranges first, so the order is deterministic and by creation date.
+    created = {r["full_name"]: r["created_at"] for r in population}
+    assert [created[n] for n in found] == sorted(created[n] for n in found)
+
+
+def test_search_split_keeps_the_users_created_qualifier(github):
+    population = spread(2500, date(2012, 1, 1), 2900)
+    github.routes["/search/repositories"] = search_route(github, population, "language:python")
+    found = [r.full_name for r in client_for(github).search("language:python created:>=2014-01-01")]
+    expected = [r["full_name"] for r in population if r["created_at"] >= "2014-01-01"]
+    assert len(expected) > 1000 and Counter(found) == Counter(expected)
+    later = [s.query["q"] for s in github.seen[1:]]
+    assert all(q.count("created:") == 1 and q.startswith("language:python created:") for q in later)
+    assert min(re.search(r"created:(\S+)\.\.", q)[1] for q in later) == "2014-01-01"
+
+
+def test_search_truncation_within_one_day_is_a_warning(github, caplog):
+    crowded = [repo_obj(f"busy/r{i}", created=date(2016, 5, 5)) for i in range(1200)]
+    population = crowded + spread(50, date(2012, 1, 1), 2900)
+    github.routes["/search/repositories"] = search_route(github, population, "topic:x")
+    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+        found = list(client_for(github).search("topic:x"))
+
+    assert len(found) == len({r.full_name for r in found}) == 1000 + 50
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "search 'topic:x': 1200 repositories created on 2016-05-05, more than the 1000 GitHub "
+        "returns for one query; results for that day are truncated"
+    )
+    assert all(s.query.get("page") in (None, *map(str, range(2, 11))) for s in github.seen)
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("language:go", ("language:go", date(2007, 10, 1), date(2024, 1, 2))),
+        ("a created:2020-01-01..2020-12-31 b", ("a b", date(2020, 1, 1), date(2020, 12, 31))),
+        ("a created:2020-01-01..*", ("a", date(2020, 1, 1), date(2024, 1, 2))),
+        ("a created:*..2020-01-01", ("a", date(2007, 10, 1), date(2020, 1, 1))),
+        ("created:>2020-01-01 a", ("a", date(2020, 1, 2), date(2024, 1, 2))),
+        ("a created:<2020-01-01", ("a", date(2007, 10, 1), date(2019, 12, 31))),
+        ("a created:<=2020-01-01", ("a", date(2007, 10, 1), date(2020, 1, 1))),
+        ("a created:2020-06-01", ("a", date(2020, 6, 1), date(2020, 6, 1))),
+        ("a -created:2020-06-01", ("a -created:2020-06-01", date(2007, 10, 1), date(2024, 1, 2))),
+        ("a created:>2020-01-01T10:00:00Z", None),
+        ("created:>2020-01-01 created:<2021-01-01", None),
+    ],
+)
+def test_created_range_understands_whole_date_qualifiers(query, expected):
+    assert _created_range(query, today=date(2024, 1, 1)) == expected
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listings(github):
+    org = [
+        repo_obj("Acme/Tool"),
+        repo_obj("acme/fork", fork=True),
+        repo_obj("acme/old", archived=True),
+        repo_obj("acme/gpl", license="GPL-3.0"),
+        repo_obj("acme/none", license=None),
+        repo_obj("acme/apache", license="Apache-2.0"),
+    ]
+    user = [
+        repo_obj("acme/TOOL"),
+        repo_obj("alice/lib", license="mit"),
+        repo_obj("acme/fork", fork=True),
+    ]
+    github.routes["/orgs/acme/repos"] = paginated(github, org)
+    github.routes["/users/alice/repos"] = paginated(github, user)
+    return github
+
+
+def test_discover_filters_and_counts_by_reason(listings):
+    kept, skipped = discover(
+        client_for(listings), orgs=["acme"], users=["alice"], licenses=["MIT", "apache-2.0"]
+    )
+    assert [r.full_name for r in kept] == ["Acme/Tool", "acme/apache", "alice/lib"]
+    assert skipped == Counter(fork=1, archived=1, license=2, duplicate=2)
+
+
+def test_discover_can_keep_forks_and_archived_and_any_license(listings):
+    kept, skipped = discover(
+        client_for(listings),
+        orgs=["acme"],
+        users=["alice"],
+        include_forks=True,
+        include_archived=True,
+    )
+    assert [r.full_name for r in kept] == [
+        "Acme/Tool",
+        "acme/fork",
+        "acme/old",
+        "acme/gpl",
+        "acme/none",
+        "acme/apache",
+        "alice/lib",
+    ]
+    assert skipped == Counter(duplicate=2)
+
+
+def test_discover_stops_listing_at_the_limit(github):
+    github.routes["/orgs/acme/repos"] = paginated(
+        github, [repo_obj(f"acme/r{i}") for i in range(250)]
+    )
+    kept, skipped = discover(client_for(github), orgs=["acme", "other"], limit=3)
+    assert [r.full_name for r in kept] == ["acme/r0", "acme/r1", "acme/r2"]
+    assert skipped == Counter()
+    assert len(github.seen) == 1  # neither page 2 nor the second organisation was asked for
+    assert discover(client_for(github), orgs=["acme"], limit=0) == ([], Counter())
+    with pytest.raises(GhframesError, match="--limit -1: must be 0 or more"):
+        discover(client_for(github), orgs=["acme"], limit=-1)
