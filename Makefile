@@ -36,7 +36,7 @@ $(OUT)/sample-repo: | setup
 demo: setup
 	$(PY) -m ghframes.demo --out $(OUT)
 
-crawl: setup
+crawl: setup $(filter $(OUT)/sample-repo,$(SOURCES))
 	$(PY) -m ghframes crawl $(SOURCES) --out $(OUT) $(CRAWL_ARGS)
 
 render: setup

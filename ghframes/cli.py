@@ -23,7 +23,9 @@ def _add_ray(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
         default=env.get("RAY_ADDRESS"),
         help="Ray cluster to run on (default: $RAY_ADDRESS, else an embedded local Ray)",
     )
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for the embedded local Ray")
+    parser.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs for the embedded local Ray"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -37,23 +39,57 @@ def _add_crawl(sub, env: Mapping[str, str]) -> None:
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="repositories to crawl")
     p.add_argument("--out", required=True, metavar="DATA", help="dataset folder to write")
-    p.add_argument("--cache", metavar="DIR", help="bare mirror cache for cloned repositories "
-                   "(default: DATA/cache)")
-    p.add_argument("--query", action="append", default=[], metavar="Q",
-                   help='GitHub repository search, e.g. "language:python stars:>500" (repeatable)')
-    p.add_argument("--org", action="append", default=[], metavar="NAME", help="all repositories of an organisation")
-    p.add_argument("--user", action="append", default=[], metavar="NAME", help="all repositories of a user")
-    p.add_argument("--api-url", default=env.get("GITHUB_API_URL", "https://api.github.com"),
-                   help="GitHub REST API root (GitHub Enterprise: https://HOST/api/v3)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many discovered repositories")
-    p.add_argument("--license", action="append", default=[], metavar="SPDX",
-                   help="keep only repositories under these licenses (repeatable; SPDX ids)")
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="bare mirror cache for cloned repositories (default: DATA/cache)",
+    )
+    p.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="Q",
+        help='GitHub repository search, e.g. "language:python stars:>500" (repeatable)',
+    )
+    p.add_argument(
+        "--org",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="all repositories of an organisation",
+    )
+    p.add_argument(
+        "--user", action="append", default=[], metavar="NAME", help="all repositories of a user"
+    )
+    p.add_argument(
+        "--api-url",
+        default=env.get("GITHUB_API_URL", "https://api.github.com"),
+        help="GitHub REST API root (GitHub Enterprise: https://HOST/api/v3)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="at most this many discovered repositories"
+    )
+    p.add_argument(
+        "--license",
+        action="append",
+        default=[],
+        metavar="SPDX",
+        help="keep only repositories under these licenses (repeatable; SPDX ids)",
+    )
     p.add_argument("--include-forks", action="store_true", help="keep forks found by discovery")
     p.add_argument("--include-archived", action="store_true", help="keep archived repositories")
-    p.add_argument("--max-file-bytes", type=int, default=1 << 20,
-                   help="skip files larger than this on either side of a change (default 1 MiB)")
-    p.add_argument("--max-wait", type=float, default=900.0,
-                   help="longest wait for a GitHub rate limit to reset, in seconds (default 900)")
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=1 << 20,
+        help="skip files larger than this on either side of a change (default 1 MiB)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=900.0,
+        help="longest wait for a GitHub rate limit to reset, in seconds (default 900)",
+    )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.crawl:run")
 

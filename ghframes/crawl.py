@@ -15,7 +15,9 @@ from ghframes.sources import Source, default_head, github_source, open_repositor
 def check_writable(data: str) -> None:
     """Fail before any work if DATA cannot be written (creating nothing in a bad place)."""
     if "://" in data and not data.startswith("file://"):
-        raise GhframesError(f"{data}: crawl writes to a local folder (remote DATA is for render and training)")
+        raise GhframesError(
+            f"{data}: crawl writes to a local folder (remote DATA is for render and training)"
+        )
     path = os.path.abspath(data.removeprefix("file://"))
     probe = path
     while not os.path.exists(probe):
@@ -26,7 +28,9 @@ def check_writable(data: str) -> None:
         raise GhframesError(f"{data}: not writable")
 
 
-def _github_sources(args: argparse.Namespace, env: Mapping[str, str], cache: str, specs: list[Source]) -> list[Source]:
+def _github_sources(
+    args: argparse.Namespace, env: Mapping[str, str], cache: str, specs: list[Source]
+) -> list[Source]:
     """Sources for OWNER/NAME arguments and --query/--org/--user discovery, with API metadata."""
     wanted = [s for s in specs if s.kind == "github"]
     if not (wanted or args.query or args.org or args.user):
@@ -34,21 +38,36 @@ def _github_sources(args: argparse.Namespace, env: Mapping[str, str], cache: str
     from ghframes import github
 
     client = github.GitHubClient(
-        api_url=args.api_url, token=env.get("GITHUB_TOKEN") or None,
-        cache_dir=os.path.join(cache, "api"), max_wait=args.max_wait,
+        api_url=args.api_url,
+        token=env.get("GITHUB_TOKEN") or None,
+        cache_dir=os.path.join(cache, "api"),
+        max_wait=args.max_wait,
     )
     infos = [client.repository(*s.spec.split("/")) for s in wanted]
     found, filtered = github.discover(
-        client, queries=args.query, orgs=args.org, users=args.user, licenses=args.license,
-        include_forks=args.include_forks, include_archived=args.include_archived, limit=args.limit,
+        client,
+        queries=args.query,
+        orgs=args.org,
+        users=args.user,
+        licenses=args.license,
+        include_forks=args.include_forks,
+        include_archived=args.include_archived,
+        limit=args.limit,
     )
     for reason, n in sorted(filtered.items()):
         print(f"discovery: skipped {n} repositories ({reason})", file=sys.stderr)
     out = []
     for info in infos + found:
         owner, name = info.full_name.split("/")
-        out.append(github_source(owner, name, clone_url=info.clone_url,
-                                 default_branch=info.default_branch, metadata=info.metadata()))
+        out.append(
+            github_source(
+                owner,
+                name,
+                clone_url=info.clone_url,
+                default_branch=info.default_branch,
+                metadata=info.metadata(),
+            )
+        )
     return out
 
 
@@ -71,15 +90,21 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     for source in sources:
         unique.setdefault(source.key, source)
     manifest = crawl(
-        list(unique.values()), args.out, CrawlOptions(cache_dir=cache, max_file_bytes=args.max_file_bytes),
-        token=env.get("GITHUB_TOKEN") or None, ray_address=args.ray_address,
-        num_cpus=args.num_cpus, progress=not args.no_progress,
+        list(unique.values()),
+        args.out,
+        CrawlOptions(cache_dir=cache, max_file_bytes=args.max_file_bytes),
+        token=env.get("GITHUB_TOKEN") or None,
+        ray_address=args.ray_address,
+        num_cpus=args.num_cpus,
+        progress=not args.no_progress,
     )
     entries = [manifest["repos"][s.key] for s in unique.values()]
     for e in entries:
         line = f"{e['status']:9} {e['repo']}: {e['commits']} commits, {e['changes']} changes"
         if e["status"] == "duplicate":
-            line = f"duplicate {e['repo']}: same root commit as {e['duplicate_of']}, not mined again"
+            line = (
+                f"duplicate {e['repo']}: same root commit as {e['duplicate_of']}, not mined again"
+            )
         print(line)
     failed = [e for e in entries if e["status"] == "failed"]
     for e in failed:

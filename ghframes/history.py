@@ -19,9 +19,23 @@ from pygit2.enums import DeltaStatus, DiffFind, FileMode, SortMode
 # Paths whose content is vendored or generated rather than written by a person. Matched against
 # the full path (`**/` prefix implied) and, for the directory patterns, any path component.
 VENDORED_FILES = (
-    "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "npm-shrinkwrap.json", "Cargo.lock",
-    "poetry.lock", "Pipfile.lock", "uv.lock", "composer.lock", "Gemfile.lock", "go.sum",
-    "*.min.js", "*.min.css", "*.map", "*.pb.go", "*_pb2.py", "*.pyc",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "npm-shrinkwrap.json",
+    "Cargo.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "uv.lock",
+    "composer.lock",
+    "Gemfile.lock",
+    "go.sum",
+    "*.min.js",
+    "*.min.css",
+    "*.map",
+    "*.pb.go",
+    "*_pb2.py",
+    "*.pyc",
 )
 VENDORED_DIRS = ("node_modules", "vendor", "third_party", "bower_components", ".venv", "dist")
 VENDORED_PATTERNS = VENDORED_FILES + tuple(f"{d}/" for d in VENDORED_DIRS)
@@ -38,8 +52,19 @@ STATUS = {
     DeltaStatus.TYPECHANGE: "modified",
 }
 COLUMNS = (
-    "repo", "commit", "parent", "commit_index", "author_time", "author_tz", "message",
-    "path", "old_path", "status", "mode", "before", "after",
+    "repo",
+    "commit",
+    "parent",
+    "commit_index",
+    "author_time",
+    "author_tz",
+    "message",
+    "path",
+    "old_path",
+    "status",
+    "mode",
+    "before",
+    "after",
 )
 
 

@@ -43,7 +43,9 @@ def count_lines(text):
     return text.count("\\n") + (not text.endswith("\\n"))
 '''
 
-CORE_V3 = CORE_V2 + '''
+CORE_V3 = (
+    CORE_V2
+    + '''
 
 def count_chars(text, ignore_spaces=False):
     """Number of characters; with `ignore_spaces`, whitespace is not counted."""
@@ -59,13 +61,17 @@ def summary(text):
         "chars": count_chars(text),
     }
 '''
+)
 
 CORE_V4 = CORE_V3.replace(
     "def summary(text):\n    return {",
-    "def summary(text):\n    \"\"\"All counts of `text` as a dict.\"\"\"\n    return {",
-).replace('        "chars": count_chars(text),\n', '        "chars": count_chars(text),\n        "unique": len(set(text.split())),\n')
+    'def summary(text):\n    """All counts of `text` as a dict."""\n    return {',
+).replace(
+    '        "chars": count_chars(text),\n',
+    '        "chars": count_chars(text),\n        "unique": len(set(text.split())),\n',
+)
 
-CLI_V1 = '''import sys
+CLI_V1 = """import sys
 
 from tally.core import count_words
 
@@ -77,7 +83,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 CLI_V2 = '''"""Command line: `python -m tally [--lines|--chars|--all] [FILE...]`."""
 
@@ -111,7 +117,7 @@ if __name__ == "__main__":
     sys.exit(main())
 '''
 
-TESTS_V1 = '''from tally.core import count_lines, count_words
+TESTS_V1 = """from tally.core import count_lines, count_words
 
 
 def test_words():
@@ -122,9 +128,11 @@ def test_words():
 def test_lines():
     assert count_lines("a\\nb\\n") == 2
     assert count_lines("a\\nb") == 2
-'''
+"""
 
-TESTS_V2 = TESTS_V1 + '''
+TESTS_V2 = (
+    TESTS_V1
+    + """
 
 def test_chars():
     from tally.core import count_chars
@@ -132,7 +140,8 @@ def test_chars():
     assert count_chars("a b") == 3
     assert count_chars("a b", ignore_spaces=True) == 2
     assert count_chars("数える") == 3
-'''
+"""
+)
 
 README_V1 = """# tally
 
@@ -153,11 +162,14 @@ and café counts four.
 | --chars | characters |
 """
 
-README_V3 = README_V2 + """
+README_V3 = (
+    README_V2
+    + """
 ## Development
 
 Run `make test`. The command line lives in `tally/__main__.py`.
 """
+)
 
 MAKEFILE = "test:\n\tpython -m pytest -q\n\nlint:\n\tpython -m pyflakes tally tests\n"
 MAKEFILE_V2 = MAKEFILE + "\nclean:\n\trm -rf __pycache__ */__pycache__\n"
@@ -174,11 +186,17 @@ def paint(text, colour):
 '''
 
 LONG_LINE = (
-    "# " + " ".join(f"word{i}" for i in range(40)) + "\n"
-    + "VERSION_HISTORY = [" + ", ".join(f'"0.{i}.0"' for i in range(30)) + "]\n"
+    "# "
+    + " ".join(f"word{i}" for i in range(40))
+    + "\n"
+    + "VERSION_HISTORY = ["
+    + ", ".join(f'"0.{i}.0"' for i in range(30))
+    + "]\n"
 )
 
-RUN_BAT = "@echo off\r\nrem Run tally on every text file\r\nfor %%f in (*.txt) do python -m tally %%f\r\n"
+RUN_BAT = (
+    "@echo off\r\nrem Run tally on every text file\r\nfor %%f in (*.txt) do python -m tally %%f\r\n"
+)
 RUN_BAT_V2 = RUN_BAT + "pause\r\n"
 NOTES = "todo: count sentences\ntodo: json output"  # no final newline
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 16
@@ -194,7 +212,12 @@ HISTORY: list[tuple[str, dict, dict, str]] = [
     ("Count lines too", {"tally/core.py": CORE_V2}, {}, "main"),
     ("Add tests", {"tests/test_core.py": TESTS_V1, "Makefile": MAKEFILE}, {}, "main"),
     ("Add notes and a logo", {"notes.txt": NOTES, "docs/logo.png": PNG}, {}, "main"),
-    ("Document usage\n\nExplain the flags and Unicode handling.", {"README.md": README_V2}, {}, "main"),
+    (
+        "Document usage\n\nExplain the flags and Unicode handling.",
+        {"README.md": README_V2},
+        {},
+        "main",
+    ),
     ("Add Windows runner", {"scripts/run.bat": RUN_BAT}, {}, "main"),
     ("Count characters; add summary", {"tally/core.py": CORE_V3}, {}, "feature"),
     ("Test character counts", {"tests/test_core.py": TESTS_V2}, {}, "feature"),
@@ -202,13 +225,22 @@ HISTORY: list[tuple[str, dict, dict, str]] = [
     ("Use argparse for the command line", {"tally/cli.py": CLI_V2}, {}, "main"),
     ("Make the package runnable with python -m", {}, {"tally/cli.py": "tally/__main__.py"}, "main"),
     ("Add colours", {"tally/colors.py": COLORS}, {}, "main"),
-    ("Add legacy sample and docs lock file",
-     {"samples/latin1.txt": LATIN1, "docs/package-lock.json": LOCK}, {}, "main"),
+    (
+        "Add legacy sample and docs lock file",
+        {"samples/latin1.txt": LATIN1, "docs/package-lock.json": LOCK},
+        {},
+        "main",
+    ),
     ("Link latest readme", {"LATEST": ("link", "README.md")}, {}, "main"),
     ("Record versions", {"tally/versions.py": LONG_LINE}, {}, "main"),
     ("Notes are in the README now", {"notes.txt": None, "README.md": README_V3}, {}, "main"),
     ("Pause after the Windows runner", {"scripts/run.bat": RUN_BAT_V2}, {}, "main"),
-    ("Summary counts unique words; clean target", {"tally/core.py": CORE_V4, "Makefile": MAKEFILE_V2}, {}, "main"),
+    (
+        "Summary counts unique words; clean target",
+        {"tally/core.py": CORE_V4, "Makefile": MAKEFILE_V2},
+        {},
+        "main",
+    ),
 ]
 
 
@@ -276,7 +308,9 @@ if __name__ == "__main__":
     print(f"sample repository at {sys.argv[1]}: {len(HISTORY)} commits, head {repo.head.target}")
 
 
-def build_synthetic(path: str, num_commits: int, num_files: int = 40, seed: int = 0) -> pygit2.Repository:
+def build_synthetic(
+    path: str, num_commits: int, num_files: int = 40, seed: int = 0
+) -> pygit2.Repository:
     """A bare repository with a long generated history, for benchmarks and kill-and-resume tests.
 
     Each commit edits one to three files of a few dozen lines (occasionally adding or deleting

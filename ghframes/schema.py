@@ -43,7 +43,9 @@ class TableSchema:
         table = metadata.get(TABLE_KEY, b"").decode()
         version = metadata.get(VERSION_KEY, b"").decode()
         if table != self.table:
-            raise GhframesError(f"{where}: not a ghframes {self.table} shard (table={table or 'none'})")
+            raise GhframesError(
+                f"{where}: not a ghframes {self.table} shard (table={table or 'none'})"
+            )
         if version.split(".")[0] != str(self.major):
             raise GhframesError(
                 f"{where}: {self.table} schema version {version or 'none'} is not supported "

@@ -135,6 +135,10 @@ def remove_stale_temporaries(fs: pafs.FileSystem, root: str) -> Iterator[str]:
     """Delete temporary files a killed writer left under `root`; yield each one removed."""
     selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
     for info in fs.get_file_info(selector):
-        if info.type == pafs.FileType.File and ".tmp-" in info.base_name and info.base_name.startswith("."):
+        if (
+            info.type == pafs.FileType.File
+            and ".tmp-" in info.base_name
+            and info.base_name.startswith(".")
+        ):
             fs.delete_file(info.path)
             yield info.path

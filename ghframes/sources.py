@@ -16,17 +16,12 @@ import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
 from ghframes.errors import GhframesError
+from ghframes.github import parse_owner_name
 from ghframes.shards import safe_name
 
 URL_SCHEMES = ("https://", "http://", "git://", "file://", "ssh://")
 # `git@host:owner/name.git`, the scp-like form ssh clone URLs usually take.
 SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
-# GitHub's rules: owner 1-39 alphanumerics or single inner hyphens; name [A-Za-z0-9._-]{1,100}.
-OWNER_NAME = re.compile(
-    r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})/(?P<name>[A-Za-z0-9._-]{1,100})$"
-)
-# Two words around one slash: what a user means as OWNER/NAME, well-formed or not.
-OWNER_NAME_LIKE = re.compile(r"^[^/\s:@]+/[^/:@]+$")
 MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
 
 
@@ -97,11 +92,8 @@ def parse_source(spec: str) -> Source:
         return Source(spec, "url", _url_identity(url), url)
     if os.path.exists(spec):
         return Source(spec, "path", _path_identity(spec), os.path.abspath(spec))
-    if m := OWNER_NAME.match(spec):
-        if m["name"] not in (".", ".."):
-            return github_source(m["owner"], m["name"])
-    if OWNER_NAME_LIKE.match(spec) and not spec.startswith((".", "~")):
-        raise GhframesError(f"{spec}: not a valid GitHub OWNER/NAME (and no such local path)")
+    if owner_name := parse_owner_name(spec):  # raises for a malformed OWNER/NAME
+        return github_source(*owner_name)
     raise GhframesError(f"{spec}: no such path")
 
 
@@ -187,7 +179,9 @@ def default_head(repo: pygit2.Repository, source: Source) -> pygit2.Commit:
     if source.default_branch:
         ref = repo.references.get(f"refs/heads/{source.default_branch}")
         if ref is None:
-            raise GhframesError(f"{source.spec}: default branch {source.default_branch!r} not found")
+            raise GhframesError(
+                f"{source.spec}: default branch {source.default_branch!r} not found"
+            )
         return ref.peel(pygit2.Commit)
     if repo.head_is_unborn or repo.is_empty:
         raise GhframesError(f"{source.spec}: empty repository (no commits on the default branch)")

@@ -16,10 +16,14 @@ def edits_stats(data: str) -> dict:
     fs, root = shards.filesystem(data)
     manifest = shards.read_json(fs, f"{root}/edits/{shards.MANIFEST}")
     if manifest is None:
-        raise GhframesError(f"{data}: no edits manifest (run `ghframes crawl … --out {data}` first)")
+        raise GhframesError(
+            f"{data}: no edits manifest (run `ghframes crawl … --out {data}` first)"
+        )
     schema.load("edits").check(
-        {schema.TABLE_KEY: manifest.get("table", "").encode(),
-         schema.VERSION_KEY: manifest.get("version", "").encode()},
+        {
+            schema.TABLE_KEY: manifest.get("table", "").encode(),
+            schema.VERSION_KEY: manifest.get("version", "").encode(),
+        },
         f"{data}/edits/{shards.MANIFEST}",
     )
     repos = manifest["repos"].values()
@@ -59,7 +63,9 @@ def _lines(section: str, stats: dict) -> list[str]:
             lines.append(f"  {key}:")
             lines += [f"    {k:<24} {v}" for k, v in value.items()]
         else:
-            lines.append(f"  {key:<26} {value:,}" if isinstance(value, int) else f"  {key:<26} {value}")
+            lines.append(
+                f"  {key:<26} {value:,}" if isinstance(value, int) else f"  {key:<26} {value}"
+            )
     return lines
 
 

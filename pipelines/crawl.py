@@ -62,9 +62,20 @@ def resolve(source: Source, options: CrawlOptions, token: str | None) -> dict:
 
 def _entry(source: Source, **fields) -> dict:
     entry = {
-        "key": source.key, "repo": source.repo, "source": source.spec, "kind": source.kind,
-        "status": "failed", "error": None, "root": None, "head": None, "commits": 0,
-        "changes": 0, "bytes": 0, "shards": [], "skipped": {}, "metadata": source.metadata,
+        "key": source.key,
+        "repo": source.repo,
+        "source": source.spec,
+        "kind": source.kind,
+        "status": "failed",
+        "error": None,
+        "root": None,
+        "head": None,
+        "commits": 0,
+        "changes": 0,
+        "bytes": 0,
+        "shards": [],
+        "skipped": {},
+        "metadata": source.metadata,
     }
     entry.update(fields)
     return entry
@@ -94,8 +105,13 @@ def mine_repository(
         commits = history.first_parent_chain(repo, pygit2.Oid(hex=head), since)
         stats = history.MiningStats(skipped=skipped)
         for batch in history.mine(
-            repo, source.repo, commits, first_index, stats,
-            max_file_bytes=options.max_file_bytes, batch_bytes=options.shard_text_bytes,
+            repo,
+            source.repo,
+            commits,
+            first_index,
+            stats,
+            max_file_bytes=options.max_file_bytes,
+            batch_bytes=options.shard_text_bytes,
         ):
             if batch.num_rows == 0:
                 continue
@@ -106,11 +122,15 @@ def mine_repository(
             kept.append(name)
         total_changes = (state or {}).get("changes", 0) if since else 0
         entry = _entry(
-            source, status="ok", root=root, head=head,
+            source,
+            status="ok",
+            root=root,
+            head=head,
             commits=first_index + stats.commits,
             changes=total_changes + stats.changes,
             bytes=sum(fs.get_file_info(f"{edits}/{name}").size for name in kept),
-            shards=kept, skipped=dict(sorted(stats.skipped.items())),
+            shards=kept,
+            skipped=dict(sorted(stats.skipped.items())),
         )
         shards.write_json_atomic(fs, state_path, entry)
         return entry
@@ -125,8 +145,11 @@ def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     ray.init(
-        address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-        log_to_driver=True, configure_logging=False,
+        address=address,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        log_to_driver=True,
+        configure_logging=False,
     )
     return True
 
@@ -174,12 +197,19 @@ def crawl(
                 bar.update(1)
             elif res["root"] in owner_of_root:
                 first = owner_of_root[res["root"]]
-                entries[i] = _entry(source, status="duplicate", root=res["root"], head=res["head"],
-                                    duplicate_of=first.key)
+                entries[i] = _entry(
+                    source,
+                    status="duplicate",
+                    root=res["root"],
+                    head=res["head"],
+                    duplicate_of=first.key,
+                )
                 bar.update(1)
             else:
                 owner_of_root[res["root"]] = source
-                refs.append(mine_task.remote(source, data, res["head"], res["root"], options, token))
+                refs.append(
+                    mine_task.remote(source, data, res["head"], res["root"], options, token)
+                )
                 ref_source.append(i)
         counts = Counter()
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import short_tmpdir
+from fakegithub import Reply
 from ghframes import cli, sample, schema, shards
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -54,7 +55,9 @@ def test_crawls_the_sample_repository(sample_repo, tmp_path, capsys):
         if row["after"] is not None:
             shown = subprocess.run(
                 ["git", "show", f"{row['commit']}:{row['path']}"],
-                cwd=sample_repo, capture_output=True, check=True,
+                cwd=sample_repo,
+                capture_output=True,
+                check=True,
             ).stdout
             assert row["after"].encode() == shown, (row["commit"], row["path"])
     statuses = {(r["status"], r["path"]) for r in table.to_pylist()}
@@ -123,9 +126,18 @@ def git_daemon(tmp_path):
     base.mkdir()
     port = _free_port()
     proc = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
-         f"--base-path={base}", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={base}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -142,7 +154,9 @@ def test_clones_over_git_protocol_and_fetches_incrementally(make_repo, git_daemo
     base, port = git_daemon
     r = make_repo("work")
     r.commit("one", {"a.py": "x = 1\n"})
-    subprocess.run(["git", "clone", "-q", "--bare", str(r.path), str(base / "proj.git")], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(r.path), str(base / "proj.git")], check=True
+    )
     url = f"git://127.0.0.1:{port}/proj.git"
     data, cache = tmp_path / "data", tmp_path / "cache"
     assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
@@ -189,7 +203,11 @@ def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, 
         ("missing", "{arg}: no such path"),
         ("plain_dir", "{arg}: not a git repository"),
         ("empty_repo", "{arg}: empty repository (no commits on the default branch)"),
-        ("malformed", "{arg}: not a valid GitHub OWNER/NAME (and no such local path)"),
+        (
+            "malformed",
+            "'{arg}': malformed OWNER/NAME: an owner is 1-39 letters, digits or single "
+            "hyphens, not starting or ending with a hyphen",
+        ),
         ("out_is_file", "{out}: not a directory ({out} is a file)"),
     ],
 )
@@ -225,11 +243,22 @@ def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
         sample.build_synthetic(str(path), num_commits=250, seed=i)
         sources.append(str(path))
     data = tmp_path / "data"
-    cmd = [sys.executable, "-m", "ghframes", "crawl", *sources, "--out", str(data),
-           "--num-cpus", "2", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ghframes",
+        "crawl",
+        *sources,
+        "--out",
+        str(data),
+        "--num-cpus",
+        "2",
+        "--no-progress",
+    ]
     env = dict(os.environ, RAY_TMPDIR=short_tmpdir())
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not list((data / "edits").glob("*/state.json")) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -241,7 +270,52 @@ def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
     assert len(repos) == 6 and all(e["status"] == "ok" for e in repos.values())
     for key, entry in repos.items():
         table = rows(data, key)
-        pairs = list(zip(table.column("commit").to_pylist(), table.column("path").to_pylist(), strict=True))
+        pairs = list(
+            zip(table.column("commit").to_pylist(), table.column("path").to_pylist(), strict=True)
+        )
         assert len(pairs) == len(set(pairs)) == entry["changes"]
         assert max(table.column("commit_index").to_pylist()) == entry["commits"] - 1 == 249
     assert not [p for p in (data / "edits").rglob(".*tmp-*")]
+
+
+def test_github_sources_and_discovery_through_the_api(make_repo, tmp_path, capsys):
+    from fakegithub import paginated, repo_obj, serve
+
+    token = "ghp_SecretThatMustNotLeak000000000000000"
+    bare = {}
+    for name in ("tool", "lib", "old"):
+        r = make_repo(f"src-{name}")
+        r.commit(f"{name} one", {f"{name}.py": f"{name} = 1\n"})
+        r.commit(f"{name} two", {f"{name}.py": f"{name} = 2\n"})
+        bare[name] = tmp_path / f"{name}.git"
+        subprocess.run(["git", "clone", "-q", "--bare", str(r.path), str(bare[name])], check=True)
+
+    def obj(name: str, **kw) -> dict:
+        return repo_obj(f"acme/{name}", **kw) | {"clone_url": f"file://{bare[name]}"}
+
+    data = tmp_path / "data"
+    with serve() as fake:
+        fake.routes["/repos/acme/tool"] = lambda seen: Reply(200, obj("tool"))
+        fake.routes["/orgs/acme/repos"] = paginated(
+            fake, [obj("tool"), obj("lib", license="Apache-2.0"), obj("old", archived=True)]
+        )
+        env = {"GITHUB_TOKEN": token}
+        code = crawl(
+            "acme/tool", "--org", "acme", "--api-url", fake.url, "--out", str(data), env=env
+        )
+        assert all(s.headers.get("authorization") == f"Bearer {token}" for s in fake.seen)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    repos = manifest(data)["repos"]
+    assert sorted(e["repo"] for e in repos.values()) == [
+        "github.com/acme/lib",
+        "github.com/acme/tool",
+    ]
+    lib = next(e for e in repos.values() if e["repo"] == "github.com/acme/lib")
+    assert lib["metadata"]["license"] == "Apache-2.0" and lib["commits"] == 2
+    assert "discovery: skipped 1 repositories (archived)" in err
+    # The token appears nowhere: not in output, nor in any file written.
+    assert token not in out + err
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path

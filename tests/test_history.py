@@ -15,7 +15,9 @@ def mine_all(path, **kw):
     rows = []
     for batch in history.mine(repo, "r", commits, 0, stats, **kw):
         cols = batch.columns
-        rows += [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+        rows += [
+            dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)
+        ]
     return rows, stats
 
 
@@ -70,7 +72,9 @@ def test_merge_is_diffed_against_first_parent(make_repo):
     # The side branch's commits are not on the first-parent chain; the merge brings its result.
     assert stats.commits == 3
     merge = [row for row in rows if row["message"].startswith("merge side")]
-    assert [(m["status"], m["path"], m["after"]) for m in merge] == [("added", "side.txt", "s\ns2\n")]
+    assert [(m["status"], m["path"], m["after"]) for m in merge] == [
+        ("added", "side.txt", "s\ns2\n")
+    ]
 
 
 def test_skips_are_counted_by_reason(make_repo, tmp_path):
@@ -96,8 +100,13 @@ def test_skips_are_counted_by_reason(make_repo, tmp_path):
     rows, stats = mine_all(r.path, max_file_bytes=1000)
     assert sorted(row["path"] for row in rows) == [".gitmodules", "ok.txt"]
     assert stats.skipped == {
-        "binary": 1, "not_utf8": 1, "too_large": 1, "vendored": 3, "lfs_pointer": 1,
-        "symlink": 1, "submodule": 1,
+        "binary": 1,
+        "not_utf8": 1,
+        "too_large": 1,
+        "vendored": 3,
+        "lfs_pointer": 1,
+        "symlink": 1,
+        "submodule": 1,
     }
 
 
@@ -114,9 +123,14 @@ def test_since_mines_only_new_commits(make_repo):
 @pytest.mark.parametrize(
     ("path", "vendored"),
     [
-        ("package-lock.json", True), ("a/b/yarn.lock", True), ("x/node_modules/y.js", True),
-        ("static/app.min.js", True), ("src/vendor/lib.c", True), ("src/vendors.py", False),
-        ("src/app.js", False), ("dist.py", False),
+        ("package-lock.json", True),
+        ("a/b/yarn.lock", True),
+        ("x/node_modules/y.js", True),
+        ("static/app.min.js", True),
+        ("src/vendor/lib.c", True),
+        ("src/vendors.py", False),
+        ("src/app.js", False),
+        ("dist.py", False),
     ],
 )
 def test_vendored_paths(path, vendored):

@@ -29,7 +29,11 @@ def test_local_path_wins_over_owner_name(tmp_path, monkeypatch):
     (tmp_path / "owner" / "name").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     source = parse_source("owner/name")
-    assert (source.kind, source.repo, source.location) == ("path", "name", str(tmp_path / "owner/name"))
+    assert (source.kind, source.repo, source.location) == (
+        "path",
+        "name",
+        str(tmp_path / "owner/name"),
+    )
 
 
 def test_credentials_never_reach_identity_or_spec():
@@ -46,9 +50,16 @@ def test_keys_are_safe_file_names():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("-bad/name", "-bad/name: not a valid GitHub OWNER/NAME (and no such local path)"),
-        ("owner/na me", "owner/na me: not a valid GitHub OWNER/NAME (and no such local path)"),
-        ("owner--x/name", "owner--x/name: not a valid GitHub OWNER/NAME (and no such local path)"),
+        (
+            "-bad/name",
+            "'-bad/name': malformed OWNER/NAME: an owner is 1-39 letters, digits or "
+            "single hyphens, not starting or ending with a hyphen",
+        ),
+        (
+            "owner/na me",
+            "'owner/na me': malformed OWNER/NAME: a name is 1-100 letters, digits, "
+            "'.', '_' or '-', and not '.' or '..'",
+        ),
         ("./missing/dir", "./missing/dir: no such path"),
         ("/no/such/repo", "/no/such/repo: no such path"),
         ("https:///nohost", "https:///nohost: clone URL has no host"),
