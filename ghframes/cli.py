@@ -153,7 +153,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     )
     module, func = args.handler.split(":")
     try:
-        return getattr(importlib.import_module(module), func)(args, env)
+        handler = getattr(importlib.import_module(module), func)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        print(f"ghframes: error: `{args.command}` is not part of this version yet", file=sys.stderr)
+        return 2
+    try:
+        return handler(args, env)
     except GhframesError as exc:
         print(f"ghframes: error: {exc}", file=sys.stderr)
         return 2

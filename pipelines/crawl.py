@@ -133,11 +133,19 @@ def mine_repository(
             skipped=dict(sorted(stats.skipped.items())),
         )
         shards.write_json_atomic(fs, state_path, entry)
+        _remove_unlisted(fs, f"{edits}/{source.key}", {f"{edits}/{name}" for name in kept})
         return entry
     except GhframesError as exc:
         return _entry(source, error=str(exc))
     except (pygit2.GitError, OSError, KeyError, ValueError) as exc:
         return _entry(source, error=f"{source.spec}: {type(exc).__name__}: {exc}")
+
+
+def _remove_unlisted(fs, folder: str, listed: set[str]) -> None:
+    """Delete shards the state no longer lists (a rewritten history's old shards)."""
+    for info in fs.get_file_info(shards.pafs.FileSelector(folder)):
+        if info.path.endswith(".parquet") and info.path not in listed:
+            fs.delete_file(info.path)
 
 
 def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:

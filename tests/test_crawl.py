@@ -319,3 +319,20 @@ def test_github_sources_and_discovery_through_the_api(make_repo, tmp_path, capsy
     for path in data.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_rewritten_history_is_mined_again_from_the_root(make_repo, tmp_path):
+    r = make_repo("proj")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    (old,) = manifest(data)["repos"].values()
+    r.git("reset", "-q", "--hard", "HEAD~1")
+    r.commit("two, rewritten", {"a.py": "x = 22\n"})
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    (new,) = manifest(data)["repos"].values()
+    assert new["commits"] == 2 and new["shards"] != old["shards"]
+    assert rows(data).column("after").to_pylist() == ["x = 1\n", "x = 22\n"]
+    on_disk = sorted(p.name for p in (data / "edits" / new["key"]).glob("*.parquet"))
+    assert on_disk == sorted(name.split("/")[1] for name in new["shards"])
