@@ -10,6 +10,7 @@ OUT      ?= data
 SOURCES  ?= $(OUT)/sample-repo
 CRAWL_ARGS  ?=
 RENDER_ARGS ?=
+TRAIN_ARGS  ?=
 
 .PHONY: setup test lint demo crawl render train bench synthetic clean
 
@@ -42,8 +43,15 @@ crawl: setup $(filter $(OUT)/sample-repo,$(SOURCES))
 render: setup
 	$(PY) -m ghframes render $(OUT) $(RENDER_ARGS)
 
+train: setup
+	$(PY) -m training.train --data $(OUT) --out $(OUT)/train $(TRAIN_ARGS)
+
 bench: setup
 	$(PY) -m ghframes.bench --json bench.json
 
 clean:
 	rm -rf $(VENV) $(OUT) bench.json .pytest_cache
+
+# Serial-depth benchmarks (FRJT, withheld maze): quick preset, 2 CPU cores, under 15 minutes.
+synthetic: setup
+	$(PY) -m training.synthetic --preset quick --out $(OUT)/synthetic

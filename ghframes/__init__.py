@@ -1,1 +1,12 @@
 """ghframes: GitHub repository histories as terminal videos for training action models."""
+
+__all__ = ["open_dataset"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `ghframes --help` does not import numpy, pyarrow and pyte.
+    if name == "open_dataset":
+        from ghframes.frames import open_dataset
+
+        return open_dataset
+    raise AttributeError(f"module 'ghframes' has no attribute {name!r}")

@@ -71,6 +71,8 @@ def _optional(module: str, func: str) -> Callable[[], list[dict]]:
 
 BENCHMARKS: dict[str, Callable[[], list[dict]]] = {
     "crawl": bench_crawl,
+    "render": _optional("ghframes.render", "bench_render"),
+    "training": _optional("ghframes.training.bench", "bench_training"),
 }
 
 

@@ -95,8 +95,34 @@ def _add_crawl(sub, env: Mapping[str, str]) -> None:
 
 
 def _add_render(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser("render", help="replay edits as terminal videos (DATA/frames)")
+    p = sub.add_parser(
+        "render",
+        help="replay edits as terminal videos (DATA/frames)",
+        description="Replay every change of DATA/edits keystroke by keystroke in a shell and a "
+        "full-screen editor drawn into a 48x160 terminal; write frame shards to DATA/frames.",
+    )
     p.add_argument("data", metavar="DATA")
+    p.add_argument(
+        "--max-frames-per-session",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="start a new session at the next commit past N frames (default 200000)",
+    )
+    p.add_argument(
+        "--max-typed-chars-per-change",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="skip (and count) a change that would type more than N characters (default 20000)",
+    )
+    p.add_argument(
+        "--max-typed-chars-per-commit",
+        type=int,
+        default=60_000,
+        metavar="N",
+        help="skip (and count) changes that take a commit past N typed characters (default 60000)",
+    )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.render:run")
 
@@ -128,6 +154,13 @@ def _add_verify(sub, env: Mapping[str, str]) -> None:
     p = sub.add_parser("verify", help="check replay fidelity and shard integrity")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--all", action="store_true", help="list every mismatch, not only the first")
+    p.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="verify only this session (repeatable)",
+    )
     p.set_defaults(handler="ghframes.verify:run")
 
 

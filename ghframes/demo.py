@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         sample.build(repo)
         print(f"built the sample repository at {repo} ({len(sample.HISTORY)} commits)")
     step("mine the history into edit shards", ["crawl", repo, "--out", args.out])
+    step("replay every edit as keystrokes in a 48x160 terminal", ["render", args.out])
+    step("check that every replay reproduces its commit exactly", ["verify", args.out])
     step("what the dataset holds", ["stats", args.out])
     return 0
 

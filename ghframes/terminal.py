@@ -32,6 +32,38 @@ class _Screen(pyte.Screen):
     def debug(self, *args, **kwargs) -> None:
         self.unknown_sequences += 1
 
+    # pyte 0.8.2's insert_lines/delete_lines leave a row's old text in place when the row it
+    # should receive was never written (absent from `buffer`); these move every row.
+    def insert_lines(self, count: int | None = None) -> None:
+        count = count or 1
+        top, bottom = self.margins or (0, self.lines - 1)
+        y0 = self.cursor.y
+        if top <= y0 <= bottom:
+            buffer = self.buffer
+            for y in range(bottom, y0 - 1, -1):
+                source = y - count
+                if source >= y0 and source in buffer:
+                    buffer[y] = buffer[source]
+                else:
+                    buffer.pop(y, None)
+            self.dirty.update(range(y0, bottom + 1))
+            self.carriage_return()
+
+    def delete_lines(self, count: int | None = None) -> None:
+        count = count or 1
+        top, bottom = self.margins or (0, self.lines - 1)
+        y0 = self.cursor.y
+        if top <= y0 <= bottom:
+            buffer = self.buffer
+            for y in range(y0, bottom + 1):
+                source = y + count
+                if source <= bottom and source in buffer:
+                    buffer[y] = buffer.pop(source)
+                else:
+                    buffer.pop(y, None)
+            self.dirty.update(range(y0, bottom + 1))
+            self.carriage_return()
+
     def set_mode(self, *modes: int, **kwargs) -> None:
         # xterm's private mode 1049: save the cursor, switch to the alternate screen, clear it.
         if kwargs.get("private") and 1049 in modes:
@@ -111,12 +143,9 @@ class Terminal:
 
     def display(self) -> list[str]:
         """The screen as text lines (wide characters once, their stubs dropped), for tests."""
-        return [
-            "".join(chr(c) for c in row if c != WIDE_STUB) for row in self.capture().tolist()
-        ]
+        return ["".join(chr(c) for c in row if c != WIDE_STUB) for row in self.capture().tolist()]
 
 
 def text_of(frame: np.ndarray) -> list[str]:
     """A captured frame (`[ROWS, COLS]` code points) as text lines, wide-character stubs dropped."""
     return ["".join(chr(c) for c in row if c != WIDE_STUB) for row in frame.tolist()]
-

@@ -1,0 +1,203 @@
+"""Frame shards: write a rendered session, and read sessions back (`open_dataset`).
+
+Layout under DATA/frames/: one Parquet shard per session (rows = chunks of frames, columns from
+schemas/frames.json, the session's description in the shard's key-value metadata) and
+`manifest.json`, written after every shard, listing sessions and per-repository status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ghframes import schema, shards
+from ghframes.codec import DTYPES, decode_chunk
+from ghframes.errors import GhframesError
+from ghframes.terminal import COLS, ROWS
+
+FRAMES_DIR = "frames"
+SESSION_KEY = "ghframes.session"
+
+
+def frames_schema() -> schema.TableSchema:
+    return schema.load("frames")
+
+
+def write_session(fs, path: str, session_id: str, chunks: dict[str, list], metadata: dict) -> int:
+    """Write one session's chunk columns as a shard at `path`, atomically; return its bytes."""
+    table_schema = frames_schema()
+    columns = dict(chunks, session=[session_id] * len(chunks["chunk"]))
+    table = pa.table({name: columns[name] for name in table_schema.names})
+    return shards.write_table(
+        fs,
+        path,
+        table,
+        table_schema,
+        row_group_size=1 << 16,
+        extra_metadata={
+            SESSION_KEY: json.dumps(dict(metadata, session=session_id), sort_keys=True)
+        },
+    )
+
+
+def read_session_metadata(fs, path: str) -> dict:
+    """The session description stored in the shard at `path` (reads the footer only)."""
+    shard = shards.open_shard(fs, path, frames_schema())
+    raw = (shard.schema_arrow.metadata or {}).get(SESSION_KEY.encode())
+    if raw is None:
+        raise GhframesError(f"{path}: shard has no session description")
+    return json.loads(raw)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session as the manifest lists it."""
+
+    id: str
+    repo: str
+    key: str
+    first_commit_index: int
+    last_commit_index: int
+    num_commits: int
+    num_frames: int
+    shard: str  # relative to DATA/frames
+
+
+@dataclass
+class Session:
+    """A decoded session.
+
+    frames:  uint8/16/32 [T, 48, 160] code points (0: right half of a wide character)
+    actions: T strings; actions[t] is the key pressed on frames[t]
+    cursor:  uint8 [T, 2] (row, col)
+    commits: [(commit_index, commit, first_frame)]: where each commit's first command starts
+    changes: one dict per edit row (see schemas/frames.json)
+    """
+
+    id: str
+    repo: str
+    frames: np.ndarray
+    actions: list[str]
+    cursor: np.ndarray
+    commits: list[tuple[int, str, int]]
+    changes: list[dict]
+    metadata: dict
+
+
+class Dataset:
+    """The frames of DATA: `sessions()` lists them, `session(id)` decodes one."""
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+        self.fs, root = shards.filesystem(data)
+        self.root = f"{root}/{FRAMES_DIR}"
+        manifest = shards.read_json(self.fs, f"{self.root}/{shards.MANIFEST}")
+        if manifest is None:
+            raise GhframesError(f"{data}: no rendered frames (run `ghframes render {data}` first)")
+        if manifest.get("table") != "frames" or str(manifest.get("version", "")).split(".")[
+            0
+        ] != str(frames_schema().major):
+            raise GhframesError(
+                f"{self.root}/{shards.MANIFEST}: frames manifest version "
+                f"{manifest.get('version')} is not supported (this ghframes reads {frames_schema().major}.x)"
+            )
+        self.manifest = manifest
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, ordered by id."""
+        return [
+            SessionInfo(
+                id=sid,
+                repo=s["repo"],
+                key=s["key"],
+                first_commit_index=s["first_commit_index"],
+                last_commit_index=s["last_commit_index"],
+                num_commits=s["num_commits"],
+                num_frames=s["num_frames"],
+                shard=s["shard"],
+            )
+            for sid, s in sorted(self.manifest["sessions"].items())
+        ]
+
+    def _info(self, session_id: str) -> dict:
+        info = self.manifest["sessions"].get(session_id)
+        if info is None:
+            raise GhframesError(f"{self.data}: no session {session_id!r}")
+        return info
+
+    def session(self, session_id: str) -> Session:
+        """Decode one session: only its own shard is read."""
+        info = self._info(session_id)
+        path = f"{self.root}/{info['shard']}"
+        metadata = read_session_metadata(self.fs, path)
+        table = shards.read_table(self.fs, path, frames_schema())
+        columns = table.to_pydict()
+        num_frames = sum(columns["num_frames"])
+        if num_frames != metadata["num_frames"]:
+            raise GhframesError(
+                f"{path}: chunks hold {num_frames} frames, the session says {metadata['num_frames']}"
+            )
+        itemsize = max(columns["frame_itemsize"], default=1)
+        frames = np.empty((num_frames, ROWS, COLS), dtype=DTYPES.get(itemsize, np.uint32))
+        cursor = np.empty((num_frames, 2), dtype=np.uint8)
+        actions: list[str] = []
+        at = 0
+        for k in range(table.num_rows):
+            n = columns["num_frames"][k]
+            where = f"{path}: chunk {columns['chunk'][k]}"
+            if columns["chunk"][k] != k or columns["first_frame"][k] != at:
+                raise GhframesError(
+                    f"{where}: out of order (first_frame {columns['first_frame'][k]}, expected {at})"
+                )
+            frames[at : at + n] = decode_chunk(
+                columns["frames"][k], columns["frame_itemsize"][k], n, where
+            )
+            if len(columns["actions"][k]) != n or len(columns["cursor"][k]) != 2 * n:
+                raise GhframesError(
+                    f"{where}: {n} frames but {len(columns['actions'][k])} actions "
+                    f"and {len(columns['cursor'][k]) // 2} cursor positions"
+                )
+            cursor[at : at + n] = np.frombuffer(columns["cursor"][k], dtype=np.uint8).reshape(n, 2)
+            actions.extend(columns["actions"][k])
+            at += n
+        commits = [tuple(c) for c in metadata["commits"]]
+        return Session(
+            session_id,
+            metadata["repo"],
+            frames,
+            actions,
+            cursor,
+            commits,
+            metadata["changes"],
+            metadata,
+        )
+
+
+def open_dataset(data: str) -> Dataset:
+    """The rendered frames of DATA (a local path or a pyarrow filesystem URI)."""
+    return Dataset(data)
+
+
+def frames_stats(data: str) -> dict:
+    """Totals of DATA/frames for `ghframes stats`: sessions, frames, bytes, skipped changes."""
+    manifest = open_dataset(data).manifest
+    sessions = manifest["sessions"].values()
+    frames = sum(s["num_frames"] for s in sessions)
+    size = sum(s["bytes"] for s in sessions)
+    skipped: dict[str, int] = {}
+    for s in sessions:
+        for reason, n in s["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    return {
+        "sessions": len(manifest["sessions"]),
+        "repos_failed": sum(1 for r in manifest["repos"].values() if r["status"] != "ok"),
+        "frames": frames,
+        "bytes": size,
+        "bytes_per_frame": round(size / frames, 2) if frames else 0.0,
+        "changes": sum(s["num_changes"] for s in sessions),
+        "skipped_changes": dict(sorted(skipped.items())),
+        "unknown_sequences": sum(s["unknown_sequences"] for s in sessions),
+    }

@@ -1,0 +1,226 @@
+"""Render pipeline on Ray: plan each repository into sessions, then one task per session.
+
+A plan task reads a repository's edit shards, hashes them (the input identity) and counts each
+commit's frames without drawing them, then groups commits into sessions. A render task draws one
+session and publishes its shard atomically under a name derived from that identity; if the
+shard is already there (an earlier run got that far), it only reads its footer. The manifest is
+written last. So a run killed at any moment and started again finishes with every session
+exactly once, and two runs over the same input write byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import ray
+
+from ghframes import schema, shards
+from ghframes.errors import GhframesError
+from ghframes.frames import FRAMES_DIR, read_session_metadata, write_session
+from ghframes.session import (
+    RENDERER_VERSION,
+    RenderOptions,
+    plan_commit,
+    render_session,
+    split_sessions,
+)
+
+EDITS_DIR = "edits"
+
+
+def read_edits(fs, edits_root: str, shard_paths: list[str], key: str) -> tuple[pa.Table, str]:
+    """A repository's edit rows in commit order, and the sha256 of its shards' bytes."""
+    edits = schema.load("edits")
+    digest = hashlib.sha256(key.encode())
+    tables = []
+    for rel in shard_paths:
+        path = f"{edits_root}/{rel}"
+        try:
+            with fs.open_input_stream(path) as src:
+                payload = src.read()
+        except FileNotFoundError:
+            raise GhframesError(f"{path}: edits shard is missing") from None
+        digest.update(hashlib.sha256(payload).digest())
+        try:
+            shard = pq.ParquetFile(pa.BufferReader(payload))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise GhframesError(f"{path}: damaged shard ({exc})") from None
+        edits.check(shard.schema_arrow.metadata, path)
+        tables.append(shard.read())
+    table = pa.concat_tables(tables) if tables else edits.arrow.empty_table()
+    return table, digest.hexdigest()
+
+
+def commits_of(table: pa.Table) -> list[list[dict]]:
+    """Edit rows grouped by commit, in commit_index then path order."""
+    table = table.sort_by([("commit_index", "ascending"), ("path", "ascending")])
+    groups: list[list[dict]] = []
+    last = None
+    for row in table.to_pylist():
+        if row["commit_index"] != last:
+            groups.append([])
+            last = row["commit_index"]
+        groups[-1].append(row)
+    return groups
+
+
+def session_names(
+    key: str, digest: str, options: RenderOptions, first: int, last: int
+) -> tuple[str, str]:
+    """(session id, shard path relative to DATA/frames): from the input identity only."""
+    slug = shards.safe_name(key)
+    identity = json.dumps(
+        [digest, options.as_dict(), RENDERER_VERSION, first, last], sort_keys=True
+    ).encode()
+    return (
+        f"{slug}-c{first:06d}",
+        f"{slug}/c{first:06d}-{hashlib.sha256(identity).hexdigest()[:16]}.parquet",
+    )
+
+
+def plan_repo(data: str, key: str, entry: dict, options: RenderOptions) -> dict:
+    """Split one repository into sessions: [{id, shard, first, last, num_frames}]."""
+    fs, root = shards.filesystem(data)
+    table, digest = read_edits(fs, f"{root}/{EDITS_DIR}", entry["shards"], key)
+    commits = commits_of(table)
+    counts = [plan_commit(rows, options).num_actions for rows in commits]
+    sessions = []
+    for start, end in split_sessions(counts, options.max_frames_per_session):
+        first, last = commits[start][0]["commit_index"], commits[end - 1][0]["commit_index"]
+        session_id, shard = session_names(key, digest, options, first, last)
+        sessions.append(
+            {
+                "id": session_id,
+                "shard": shard,
+                "first": first,
+                "last": last,
+                "num_frames": 1 + sum(counts[start:end]),
+            }
+        )
+    return {"key": key, "repo": entry.get("repo", key), "digest": digest, "sessions": sessions}
+
+
+def render_one(
+    data: str, key: str, entry: dict, digest: str, spec: dict, options: RenderOptions
+) -> dict:
+    """Draw one session and publish its shard, unless an earlier run did; return its summary."""
+    fs, root = shards.filesystem(data)
+    path = f"{root}/{FRAMES_DIR}/{spec['shard']}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        table, _ = read_edits(fs, f"{root}/{EDITS_DIR}", entry["shards"], key)
+        index = table["commit_index"]
+        keep = pc.and_(pc.greater_equal(index, spec["first"]), pc.less_equal(index, spec["last"]))
+        commits = commits_of(table.filter(keep))
+        chunks, metadata = render_session(entry.get("repo", key), commits, options)
+        metadata.update(key=key, edits_digest=digest)
+        write_session(fs, path, spec["id"], chunks, metadata)
+    metadata = read_session_metadata(fs, path)
+    return {
+        "id": spec["id"],
+        "key": key,
+        "repo": metadata["repo"],
+        "shard": spec["shard"],
+        "first_commit_index": metadata["first_commit_index"],
+        "last_commit_index": metadata["last_commit_index"],
+        "num_commits": metadata["num_commits"],
+        "num_frames": metadata["num_frames"],
+        "num_changes": metadata["num_changes"],
+        "bytes": fs.get_file_info(path).size,
+        "skipped": metadata["skipped"],
+        "unknown_sequences": metadata["unknown_sequences"],
+    }
+
+
+_plan_task = ray.remote(num_cpus=1, max_retries=2)(plan_repo)
+_render_task = ray.remote(num_cpus=1, max_retries=2)(render_one)
+
+
+def _error_line(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]
+
+
+def render_dataset(
+    data: str,
+    options: RenderOptions,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Render every repository of DATA/edits into DATA/frames; return the manifest written.
+
+    `on_progress(frames_done, frames_known)` is called as sessions finish.
+    """
+    fs, root = shards.filesystem(data)
+    edits_manifest = shards.read_json(fs, f"{root}/{EDITS_DIR}/{shards.MANIFEST}")
+    if edits_manifest is None:
+        raise GhframesError(f"{data}: no edits (run `ghframes crawl ... --out {data}` first)")
+    schema.load("edits")  # the edits table definition must load before any task starts
+    frames_root = f"{root}/{FRAMES_DIR}"
+    for _ in shards.remove_stale_temporaries(fs, frames_root):
+        pass
+    repos = {
+        key: entry
+        for key, entry in sorted(edits_manifest.get("repos", {}).items())
+        if entry.get("status") == "ok" and entry.get("shards")
+    }
+    if not ray.is_initialized():
+        ray.init(
+            address=ray_address,
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+    repo_status: dict[str, dict] = {}
+    sessions: dict[str, dict] = {}
+    pending: dict = {}
+    for key, entry in repos.items():
+        pending[_plan_task.remote(data, key, entry, options)] = ("plan", key, None)
+    done_frames = known_frames = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        ref = ready[0]
+        kind, key, spec = pending.pop(ref)
+        try:
+            result = ray.get(ref)
+        except (ray.exceptions.RayError, GhframesError) as exc:
+            status = repo_status.setdefault(
+                key, {"repo": repos[key].get("repo", key), "status": "failed", "sessions": []}
+            )
+            status["status"] = "failed"
+            status.setdefault("error", _error_line(exc))
+            continue
+        if kind == "plan":
+            repo_status.setdefault(key, {"repo": result["repo"], "status": "ok", "sessions": []})
+            for s in result["sessions"]:
+                repo_status[key]["sessions"].append(s["id"])
+                known_frames += s["num_frames"]
+                ref = _render_task.remote(data, key, repos[key], result["digest"], s, options)
+                pending[ref] = ("render", key, s)
+        else:
+            sessions[result["id"]] = result
+            done_frames += result["num_frames"]
+        if on_progress is not None:
+            on_progress(done_frames, known_frames)
+    for status in repo_status.values():
+        status["sessions"].sort()
+        if status["status"] == "ok" and any(s not in sessions for s in status["sessions"]):
+            status["status"] = "failed"
+    manifest = {
+        "table": "frames",
+        "version": schema.load("frames").version,
+        "renderer_version": RENDERER_VERSION,
+        "options": options.as_dict(),
+        "repos": dict(sorted(repo_status.items())),
+        "sessions": dict(sorted(sessions.items())),
+    }
+    shards.write_json_atomic(fs, f"{frames_root}/{shards.MANIFEST}", manifest)
+    return manifest

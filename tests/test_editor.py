@@ -1,0 +1,153 @@
+"""The editor and its screen: golden screens, a differential oracle, and replay fidelity properties."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ghframes.editor import Editor, EditorError, line_cells
+from ghframes.replay import plan_edit
+from ghframes.terminal import COLS, ROWS, Terminal, text_of
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+
+
+def play(before: str, after: str, path: str = "f.txt", check_every: int = 1):
+    """Render the planned edit into a terminal; check the screen against the model as it goes."""
+    plan = plan_edit(before, after)
+    out: list[str] = []
+    terminal = Terminal()
+    editor = Editor(before, path, out)
+    editor.open()
+    terminal.feed("".join(out))
+    for k, action in enumerate(plan.actions):
+        out.clear()
+        editor.press(action)
+        terminal.feed("".join(out))
+        if k % check_every == 0 or k == len(plan.actions) - 1:
+            assert_screen(terminal, editor, f"after action {k} {action!r}")
+    assert editor.text == after
+    assert not editor.modified
+    assert terminal.unknown_sequences == 0
+    return terminal, editor, plan
+
+
+def assert_screen(terminal: Terminal, editor: Editor, where: str) -> None:
+    shown = [row.rstrip() for row in terminal.display()]
+    expected = [row.rstrip() for row in editor.expected_rows()]
+    assert shown == expected, where
+    row, col = terminal.cursor
+    assert 0 <= row < ROWS and 0 <= col < COLS
+
+
+CASES = {
+    "insert_line": ("def f(x):\n    return x\n", "def f(x):\n    y = x * 2\n    return y\n"),
+    "tabs_and_controls": ("a\tb\n", "a\tb\tc\r\n\x1b[31mred\x07\n\x7f<200b>\u200b\u0301\n"),
+    "wide_and_emoji": ("", "中文字符 wide — 😀 emoji\nｆｕｌｌ width\n"),
+    "long_line_scrolled": ("short\n", "short\n" + "x" * 200 + "END"),
+    "no_final_newline_crlf": ("one\r\ntwo\r\nthree", "one\r\n2\r\nthree\r\nfour"),
+    "tall_file_far_edit": (
+        "".join(f"line {i}\n" for i in range(120)),
+        "".join(f"line {i}\n" if i != 97 else "changed line 97\n" for i in range(120)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_screens(name):
+    before, after = CASES[name]
+    terminal, _, _ = play(before, after)
+    text = "\n".join(row.rstrip() for row in terminal.display()) + "\n"
+    golden = GOLDEN / f"editor_{name}.txt"
+    if os.environ.get("GHFRAMES_UPDATE_GOLDEN") or not golden.exists():
+        golden.write_text(text)
+        pytest.skip(f"wrote {golden}")
+    assert text == golden.read_text()
+
+
+def test_control_characters_are_shown_not_executed():
+    terminal, _, _ = play("", "\x1b[2J\x1b]0;title\x07\x9b31m\x00end")
+    assert terminal.display()[0].startswith("^[[2J^[]0;title^G<9b>31m^@end")
+    assert terminal.unknown_sequences == 0
+
+
+def test_wide_character_cut_at_the_right_edge_shows_a_space():
+    line = "a" * 158 + "中" + "b"
+    assert line_cells(line) == "a" * 158 + " >"
+
+
+def test_horizontal_scroll_keeps_the_cursor_on_screen():
+    terminal, editor, _ = play("", "y" * 400)
+    row = terminal.display()[0]
+    assert row.startswith("<") and terminal.cursor[1] < COLS
+    assert editor.col == 400
+
+
+def test_unknown_action_is_refused():
+    editor = Editor("x")
+    with pytest.raises(EditorError, match="unknown action"):
+        editor.press("<F13>")
+    with pytest.raises(EditorError, match="not a printable"):
+        editor.press("\x1b")
+
+
+def test_go_to_line_prompt_and_cancel():
+    editor = Editor("\n".join(map(str, range(100))))
+    for key in ["<C-g>", "5", "0", "<Enter>"]:
+        editor.press(key)
+    assert (editor.row, editor.col) == (49, 0)
+    for key in ["<C-g>", "9", "<C-c>"]:
+        editor.press(key)
+    assert editor.row == 49 and editor.prompt is None
+
+
+ALPHABET = st.sampled_from(
+    list("abcxyz  ;(){}")
+    + [
+        "\t",
+        "\r",
+        "\x1b",
+        "\x00",
+        "\x7f",
+        "\x85",
+        "\u200b",
+        "\u0301",
+        "é",
+        "中",
+        "😀",
+        "ｆ",
+        "\U000e0001",
+        "\u2028",
+    ]
+)
+LINE = st.one_of(
+    st.lists(ALPHABET, max_size=12).map("".join),
+    st.integers(150, 330).map(lambda n: ("ab中" * 120)[:n]),
+)
+TEXT = st.lists(LINE, max_size=60).map("\n".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=TEXT, after=TEXT)
+def test_replay_is_exact_and_screen_matches_model(before, after):
+    play(before, after, check_every=7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(before=TEXT, data=st.data())
+def test_small_edits_of_a_file(before, data):
+    lines = before.split("\n")
+    k = data.draw(st.integers(0, len(lines) - 1))
+    lines[k] = data.draw(LINE) + lines[k][::2]
+    if data.draw(st.booleans()):
+        lines.insert(data.draw(st.integers(0, len(lines))), data.draw(LINE))
+    play(before, "\n".join(lines), check_every=3)
+
+
+def test_frames_text_round_trip():
+    terminal, _, _ = play("", "中a")
+    assert text_of(terminal.capture())[0].startswith("中a")

@@ -1,0 +1,245 @@
+"""The action model: shapes, presets, causality, resets, the fused cell embedding, optimizer groups."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ghframes.errors import GhframesError
+from ghframes.training.metrics import Accumulator, action_kind, positions
+from ghframes.training.model import PRESETS, ActionModel, ModelConfig, model_config, num_params
+from ghframes.training.optim import Optimizers, lr_multiplier, split_parameters
+
+SMALL = ModelConfig(
+    char_vocab=20, action_vocab=11, rows=8, cols=16, merge_dims=(8, 16), stage_blocks=(1, 1), heads=2,
+    d_model=16, lstm_layers=2,
+)  # fmt: skip
+
+
+def random_batch(cfg: ModelConfig, b: int, t: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "frames": torch.randint(0, cfg.char_vocab, (b, t, cfg.rows, cfg.cols), generator=g),
+        "cursor": torch.stack(
+            [
+                torch.randint(0, cfg.rows, (b, t), generator=g),
+                torch.randint(0, cfg.cols + 1, (b, t), generator=g),
+            ],
+            -1,
+        ),
+        "actions": torch.randint(0, cfg.action_vocab, (b, t), generator=g),
+        "reset": torch.zeros(b, t, dtype=torch.bool),
+        "mask": torch.ones(b, t, dtype=torch.bool),
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_forward_shapes_and_loss():
+    torch.manual_seed(0)
+    model = ActionModel(SMALL)
+    batch = random_batch(SMALL, 3, 5)
+    logits, loss = model(batch["frames"], batch["cursor"], batch["actions"], mask=batch["mask"])
+    assert logits.shape == (3, 5, SMALL.action_vocab)
+    expected = F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten())
+    assert torch.allclose(loss, expected)
+    logits, loss = model(batch["frames"], batch["cursor"])
+    assert loss is None and logits.shape == (3, 5, SMALL.action_vocab)
+
+
+def test_masked_steps_do_not_count():
+    torch.manual_seed(0)
+    model = ActionModel(SMALL)
+    batch = random_batch(SMALL, 2, 6)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    logits, loss = model(batch["frames"], batch["cursor"], batch["actions"], mask=mask)
+    expected = F.cross_entropy(logits[mask], batch["actions"][mask])
+    assert torch.allclose(loss, expected)
+
+
+def test_presets_parameter_counts():
+    paper = ActionModel(PRESETS["paper"])
+    assert 80e6 <= num_params(paper) <= 84e6  # "about 82M"
+    assert PRESETS["paper"].grid == (12, 40)  # 48x160 -> 24x80 -> 12x40
+    assert num_params(ActionModel(PRESETS["tiny"])) < 1e6
+
+
+def test_model_config_errors_name_the_value():
+    with pytest.raises(
+        GhframesError, match=r"^unknown model preset 'huge'; valid presets: paper, tiny$"
+    ):
+        model_config("huge")
+    with pytest.raises(GhframesError, match=r"^model config: d_model must be >= 1, got 0$"):
+        dataclasses.replace(SMALL, d_model=0)
+    with pytest.raises(GhframesError, match=r"cannot be halved 3 times"):
+        dataclasses.replace(SMALL, rows=12)
+    with pytest.raises(
+        GhframesError, match=r"^model config: transformer width 16 is not divisible by heads=3$"
+    ):
+        dataclasses.replace(SMALL, heads=3)
+
+
+def test_causal_in_time():
+    """The logits at step t do not depend on any frame after t."""
+    torch.manual_seed(0)
+    model = ActionModel(SMALL).eval()
+    batch = random_batch(SMALL, 2, 6)
+    changed = {k: v.clone() for k, v in batch.items()}
+    changed["frames"][:, 4:] = (changed["frames"][:, 4:] + 1) % SMALL.char_vocab
+    a, _ = model(batch["frames"], batch["cursor"])
+    b, _ = model(changed["frames"], changed["cursor"])
+    assert torch.equal(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_reset_restarts_from_learned_initial_state():
+    """A reset at step t makes row b's outputs from t on equal to a fresh run from t."""
+    torch.manual_seed(0)
+    model = ActionModel(SMALL).double()
+    with torch.no_grad():
+        model.lstm.h0.normal_()  # a non-zero learned state, so a reset to zeros would be caught
+        model.lstm.c0.normal_()
+    x = torch.randn(2, 7, SMALL.d_model, dtype=torch.double)
+    reset = torch.zeros(2, 7, dtype=torch.bool)
+    reset[0, 3] = True
+    carried = (
+        torch.randn(2, 2, SMALL.d_model, dtype=torch.double),
+        torch.randn(2, 2, SMALL.d_model, dtype=torch.double),
+    )
+    y, _ = model.core(x, carried, reset)
+    fresh, _ = model.core(x[:1, 3:], None)
+    assert torch.allclose(y[:1, 3:], fresh, atol=1e-12)
+    unreset, _ = model.core(x[1:], (carried[0][:, 1:], carried[1][:, 1:]))
+    assert torch.allclose(y[1:], unreset, atol=1e-12)  # row 1 never reset
+
+
+def test_cursor_is_seen():
+    torch.manual_seed(0)
+    model = ActionModel(SMALL)
+    batch = random_batch(SMALL, 1, 1)
+    moved = batch["cursor"].clone()
+    moved[..., 1] = (moved[..., 1] + 1) % SMALL.cols
+    a = model.embed(batch["frames"], batch["cursor"])
+    b = model.embed(batch["frames"], moved)
+    assert not torch.allclose(a, b)
+    outside = torch.tensor([[[0, SMALL.cols]]])  # cursor past the last column: no mark, no error
+    model.embed(batch["frames"], outside)
+
+
+def test_cell_embedding_is_per_cell_embedding_then_linear_merge():
+    """The fused first stage computes: cell embedding + 2-D position + cursor mark, then a
+    linear 2x2 patch merge (the documented equivalence), for tables derived from those parts."""
+    torch.manual_seed(0)
+    cfg = SMALL
+    v, e, d = cfg.char_vocab, 5, cfg.merge_dims[0]
+    emb, row_pos, col_pos = torch.randn(v, e), torch.randn(cfg.rows, e), torch.randn(cfg.cols, e)
+    mark, merge_w, merge_b = torch.randn(e), torch.randn(d, 4 * e), torch.randn(d)
+    batch = random_batch(cfg, 2, 3)
+    frames, cursor = batch["frames"].flatten(0, 1), batch["cursor"].flatten(0, 1)
+    # Explicit: (N, R, C, e) cells, patches concatenated in (dr, dc) order, then the linear merge.
+    cells = emb[frames] + row_pos[:, None] + col_pos[None, :]
+    on = (torch.arange(cfg.rows) == cursor[:, :1]).unsqueeze(2) & (
+        torch.arange(cfg.cols) == cursor[:, 1:]
+    ).unsqueeze(1)
+    cells = cells + on.unsqueeze(-1) * mark
+    n, h, w = cells.shape[0], cfg.rows // 2, cfg.cols // 2
+    patches = cells.view(n, h, 2, w, 2, e).permute(0, 1, 3, 2, 4, 5).reshape(n, h, w, 4 * e)
+    explicit = patches @ merge_w.T + merge_b
+    # Fused tables from the same parts: W_k is the block of the merge acting on sub-position k.
+    model = ActionModel(cfg)
+    cell = model.frame_head.cells
+    blocks = merge_w.view(d, 4, e)  # (D, k, e)
+    with torch.no_grad():
+        cell.chars.weight.copy_(torch.cat([emb @ blocks[:, k].T for k in range(4)]))
+        cell.row_pos.copy_(
+            sum(row_pos[dr::2] @ blocks[:, 2 * dr + dc].T for dr in (0, 1) for dc in (0, 1))
+        )
+        cell.col_pos.copy_(
+            sum(col_pos[dc::2] @ blocks[:, 2 * dr + dc].T for dr in (0, 1) for dc in (0, 1))
+        )
+        cell.cursor_mark.copy_(torch.stack([blocks[:, k] @ mark for k in range(4)]))
+        cell.bias.copy_(merge_b)
+    assert torch.allclose(cell(frames, cursor), explicit, atol=1e-4)
+
+
+def test_cell_embedding_gradient_matches_autograd_reference():
+    torch.manual_seed(0)
+    cell = ActionModel(SMALL).frame_head.cells
+    batch = random_batch(SMALL, 2, 2)
+    frames, cursor = batch["frames"].flatten(0, 1), batch["cursor"].flatten(0, 1)
+    weight = torch.randn(SMALL.rows // 2, SMALL.cols // 2, SMALL.merge_dims[0])
+    (cell(frames, cursor) * weight).sum().backward()
+    ids = (
+        frames.view(4, 4, 2, 8, 2)
+        + torch.tensor([[0, 1], [2, 3]]).view(1, 1, 2, 1, 2) * SMALL.char_vocab
+    )
+    ids = ids.permute(0, 1, 3, 2, 4).reshape(-1, 4)
+    table = cell.chars.weight.detach().clone().requires_grad_()
+    (F.embedding(ids, table).sum(1).view(4, 4, 8, -1) * weight).sum().backward()
+    assert torch.allclose(cell.chars.weight.grad, table.grad, atol=1e-5)
+
+
+def test_optimizer_groups():
+    model = ActionModel(SMALL)
+    groups = split_parameters(model)
+    names = {g: {n for n, _ in params} for g, params in groups.items()}
+    everything = [n for params in groups.values() for n, _ in params]
+    assert sorted(everything) == sorted(n for n, _ in model.named_parameters())  # each exactly once
+    assert {"lstm.lstms.0.weight_ih_l0", "lstm.lstms.1.weight_hh_l0"} <= names["muon"]
+    assert {
+        "frame_head.stages.0.0.qkv.weight",
+        "frame_head.merges.0.proj.weight",
+        "frame_head.out.weight",
+    } <= names["muon"]
+    assert {"frame_head.cells.chars.weight", "action_head.weight"} <= names["adamw_decay"]
+    assert {"lstm.h0", "lstm.c0", "action_head.bias", "frame_head.cells.row_pos"} <= names[
+        "adamw_no_decay"
+    ]
+    assert all(p.ndim == 2 for _, p in groups["muon"])
+    opt = Optimizers(model)
+    assert isinstance(opt.muon, torch.optim.Muon) and opt.muon.defaults["lr"] == 3e-3
+    assert opt.adamw.defaults["lr"] == 3e-4 and opt.adamw.defaults["betas"] == (0.9, 0.95)
+    assert opt.adamw.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_lr_schedule():
+    assert lr_multiplier(0, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(9, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(10, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(55, 100, 10, "cosine", 0.1) == pytest.approx(0.55)
+    assert lr_multiplier(100, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(50, 100, 10, "constant", 0.1) == 1.0
+
+
+def test_positions_count_steps_since_reset():
+    reset = torch.tensor([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    assert positions(reset, torch.tensor([9, -1])).tolist() == [[10, 11, 0, 1], [0, 1, 2, 3]]
+    assert positions(reset, torch.tensor([-1, -1])).tolist() == [[0, 1, 0, 1], [0, 1, 2, 3]]
+
+
+def test_action_kinds_and_accumulator():
+    names = ["a", " ", "<Enter>", "<Up>", "<BS>", "<C-s>", "<U+200B>", "<C-v>", "<Tab>"]
+    assert [action_kind(n) for n in names] == [
+        "char", "space", "enter", "navigate", "delete", "command", "verbatim", "verbatim", "space",
+    ]  # fmt: skip
+    acc = Accumulator(names, seq_len=4, device=torch.device("cpu"))
+    step_loss = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    acc.add(step_loss, torch.tensor([[True, False, True, True]]), torch.tensor([[0, 0, 2, 3]]),
+            torch.tensor([[True, True, True, False]]), torch.tensor([[0, 1, 2, 3]]))  # fmt: skip
+    record = acc.summary()
+    assert (
+        record["loss"] == 2.0 and record["accuracy"] == round(2 / 3, 5) and record["timesteps"] == 3
+    )
+    assert record["accuracy_by_kind"] == {"char": 0.5, "enter": 1.0}
+    assert record["loss_early"] == 1.0  # position 0 < seq_len / 4
+    assert record["loss_late"] is None  # the only step at position >= 3 is masked
+    assert acc.summary()["loss"] is None  # summary() starts a new interval

@@ -1,0 +1,286 @@
+"""Sessions, frame shards, the render pipeline and verify: determinism, resume, exact errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ghframes
+from conftest import write_edits
+from ghframes import cli
+from ghframes.codec import decode_chunk, encode_chunk
+from ghframes.frames import frames_stats
+from ghframes.session import RenderOptions, render_session, shell_word, shown_path, split_sessions
+from ghframes.terminal import text_of
+from ghframes.verify import verify_dataset
+
+V1 = "def main():\n\tprint('hi')\n"
+V2 = "def main():\n\tprint('hello, 世界')\n\treturn 0\n"
+
+
+def tiny_repo(n_commits: int = 3) -> list[dict]:
+    rows = [
+        {
+            "commit_index": 0,
+            "path": "main.py",
+            "status": "added",
+            "before": None,
+            "after": V1,
+            "mode": 0o100755,
+        }
+    ]
+    text = V1
+    for k in range(1, n_commits):
+        new = text.replace("'hi'", f"'hi {k}'") + f"x{k} = {k}\r\n"
+        rows.append(
+            {
+                "commit_index": k,
+                "path": "main.py",
+                "status": "modified",
+                "before": text,
+                "after": new,
+            }
+        )
+        text = new
+    rows.append(
+        {
+            "commit_index": n_commits,
+            "path": "docs/my notes.md",
+            "old_path": "main.py",
+            "status": "renamed",
+            "before": text,
+            "after": text + "more\n",
+        }
+    )
+    rows.append(
+        {
+            "commit_index": n_commits + 1,
+            "path": "docs/my notes.md",
+            "status": "deleted",
+            "before": text + "more\n",
+            "after": None,
+        }
+    )
+    return rows
+
+
+def commits_from(rows, repo="local/tiny"):
+    import pyarrow as pa
+
+    from ghframes import schema
+    from ghframes.pipelines.render import commits_of
+
+    full = []
+    for row in rows:
+        i = row["commit_index"]
+        full.append(
+            {
+                "repo": repo,
+                "commit": f"{i + 1:040x}",
+                "parent": None if i == 0 else f"{i:040x}",
+                "commit_index": i,
+                "author_time": 0,
+                "author_tz": 0,
+                "message": f"Change {i}\n\nbody",
+                "old_path": None,
+                "mode": 0o100644,
+                **row,
+            }
+        )
+    return commits_of(pa.Table.from_pylist(full, schema=schema.load("edits").arrow))
+
+
+def test_session_frames_actions_and_commit_boundaries():
+    chunks, meta = render_session("local/tiny", commits_from(tiny_repo()), RenderOptions())
+    actions = [a for chunk in chunks["actions"] for a in chunk]
+    assert len(actions) == meta["num_frames"] == sum(chunks["num_frames"])
+    assert actions[-1] == "<C-d>" and meta["unknown_sequences"] == 0
+    frames = np.concatenate(
+        [
+            decode_chunk(b, i, n)
+            for b, i, n in zip(
+                chunks["frames"], chunks["frame_itemsize"], chunks["num_frames"], strict=True
+            )
+        ]
+    )
+    assert text_of(frames[0])[0].startswith("dev@ghframes:~/tiny$")
+    # Each commit starts on a prompt where its first command is typed.
+    for index, _, first in meta["commits"][1:]:
+        row = text_of(frames[first])
+        assert any(line.rstrip().endswith("$") for line in row), index
+    statuses = [c["status"] for c in meta["changes"]]
+    assert statuses == ["added", "modified", "modified", "renamed", "deleted"]
+    typed = "".join(a for a in actions if len(a) == 1)
+    assert "chmod +x main.py" in typed and "git mv main.py 'docs/my notes.md'" in typed
+    assert "git rm -q 'docs/my notes.md'" in typed
+
+
+def test_budget_skips_are_counted_not_silent():
+    rows = [
+        {
+            "commit_index": 0,
+            "path": "big.txt",
+            "status": "added",
+            "before": None,
+            "after": "x" * 500,
+        },
+        {"commit_index": 0, "path": "small.txt", "status": "added", "before": None, "after": "y\n"},
+    ]
+    options = RenderOptions(max_typed_chars_per_change=100)
+    _, meta = render_session("local/r", commits_from(rows), options)
+    assert meta["skipped"] == {"change_typing_budget": 1}
+    outcomes = {c["path"]: c["outcome"] for c in meta["changes"]}
+    assert outcomes == {"big.txt": "change_typing_budget", "small.txt": "rendered"}
+
+
+def test_split_sessions_only_at_commit_boundaries():
+    assert split_sessions([5, 5, 5], 100) == [(0, 3)]
+    assert split_sessions([5, 5, 5], 11) == [(0, 2), (2, 3)]
+    assert split_sessions([50, 5], 10) == [(0, 1), (1, 2)]
+
+
+def test_codec_picks_the_narrowest_dtype():
+    frames = np.full((3, 48, 160), 32, dtype=np.uint32)
+    assert encode_chunk(frames)[0] == 1
+    frames[1, 2, 3] = ord("中")
+    itemsize, blob = encode_chunk(frames)
+    assert itemsize == 2 and (decode_chunk(blob, 2, 3) == frames).all()
+    frames[2, 0, 0] = 0x1F600
+    itemsize, blob = encode_chunk(frames)
+    assert itemsize == 4 and (decode_chunk(blob, 4, 3) == frames).all()
+
+
+def test_shell_words_are_typable_and_quoted():
+    assert shell_word("src/a.py") == "src/a.py"
+    assert shell_word("my notes.md") == "'my notes.md'"
+    assert shell_word("it's") == "'it'\\''s'"
+    assert shell_word("a\x1bb") == "$'a\\x1bb'"
+    assert shown_path("a\x1bb\tc") == '"a\\033b\\011c"'
+
+
+def test_paths_with_escape_sequences_are_never_executed():
+    rows = [
+        {
+            "commit_index": 0,
+            "path": "\x1b[2Jx\x9b.txt",
+            "status": "added",
+            "before": None,
+            "after": "a\n",
+        }
+    ]
+    chunks, meta = render_session("local/\x1b]0;t\x07", commits_from(rows), RenderOptions())
+    assert meta["unknown_sequences"] == 0
+    last = decode_chunk(
+        chunks["frames"][-1], chunks["frame_itemsize"][-1], chunks["num_frames"][-1]
+    )[-1]
+    assert any('create mode 100644 "\\033[2Jx\\302\\233.txt"' in line for line in text_of(last))
+
+
+def _tree_bytes(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+
+
+def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
+    from ghframes.pipelines.render import render_dataset
+
+    repos = {"local/tiny": tiny_repo(4), "github.com/o/other": tiny_repo(2)}
+    options = RenderOptions(max_frames_per_session=400)
+    for name in ("a", "b"):
+        write_edits(tmp_path / name, repos)
+        render_dataset(str(tmp_path / name), options)
+    first = _tree_bytes(tmp_path / "a" / "frames")
+    assert first == _tree_bytes(tmp_path / "b" / "frames") and len(first) > 2
+    manifest = render_dataset(str(tmp_path / "a"), options)  # re-run: nothing re-rendered
+    assert _tree_bytes(tmp_path / "a" / "frames") == first
+    assert list(verify_dataset(str(tmp_path / "a"))) == []
+    ds = ghframes.open_dataset(str(tmp_path / "a"))
+    infos = ds.sessions()
+    assert sorted(i.id for i in infos) == sorted(manifest["sessions"])
+    assert sum(i.num_frames for i in infos) == frames_stats(str(tmp_path / "a"))["frames"]
+    session = ds.session(infos[0].id)
+    assert session.frames.shape == (infos[0].num_frames, 48, 160)
+    assert (
+        session.cursor.shape == (infos[0].num_frames, 2)
+        and len(session.actions) == infos[0].num_frames
+    )
+
+
+def test_verify_names_session_commit_and_path(tmp_path, ray_local, capsys):
+    from ghframes.pipelines.render import render_dataset
+
+    write_edits(tmp_path, {"local/tiny": tiny_repo(2)})
+    render_dataset(str(tmp_path), RenderOptions())
+    rows = tiny_repo(2)
+    rows[1]["after"] = rows[1]["after"] + "tampered\n"
+    write_edits(tmp_path, {"local/tiny": rows})
+    assert cli.main(["verify", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "ghframes: mismatch: local_tiny-" in err
+    assert f"{2:040x}"[:12] + ":main.py: replaying its" in err
+
+
+def test_render_without_edits_is_one_clear_error(tmp_path, capsys):
+    assert cli.main(["render", str(tmp_path), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"ghframes: error: {tmp_path}: no edits (run `ghframes crawl ... --out {tmp_path}` first)\n"
+    )
+    assert cli.main(["render", str(tmp_path), "--max-frames-per-session", "0"]) == 2
+    assert "--max-frames-per-session must be a positive integer, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_render_resumes_with_every_session_once(tmp_path):
+    from ghframes.render import realistic_history
+
+    rows = [
+        {k: r[k] for k in ("commit_index", "path", "status", "before", "after")}
+        for c in realistic_history(6, 2)
+        for r in c
+    ]
+    write_edits(tmp_path, {"github.com/bench/history": rows, "local/tiny": tiny_repo(3)})
+    command = [
+        sys.executable,
+        "-m",
+        "ghframes",
+        "render",
+        str(tmp_path),
+        "--num-cpus",
+        "1",
+        "--no-progress",
+        "--max-frames-per-session",
+        "1500",
+    ]
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    frames_dir = tmp_path / "frames"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(frames_dir.rglob("*.parquet"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(list(frames_dir.rglob("*.parquet")))
+    assert partial >= 2 and not (frames_dir / "manifest.json").exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ds = ghframes.open_dataset(str(tmp_path))
+    ids = [i.id for i in ds.sessions()]
+    assert len(ids) == len(set(ids)) == len(list(frames_dir.rglob("*.parquet"))) > partial
+    commits = sorted(
+        (i.key, c)
+        for i in ds.sessions()
+        for c in range(i.first_commit_index, i.last_commit_index + 1)
+    )
+    assert len(commits) == len(set(commits))
+    assert list(verify_dataset(str(tmp_path))) == []

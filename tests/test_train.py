@@ -1,0 +1,315 @@
+"""The trainer: a two-step run, exact resume, torchrun with 2 processes, configuration, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import ghframes.training.train as train_module
+from ghframes.errors import GhframesError
+from ghframes.training.config import TrainConfig, build_parser, resolve
+from ghframes.training.fake_batches import FakeBatches
+from ghframes.training.model import PRESETS, ActionModel
+from ghframes.training.streaming import streaming_bptt
+from ghframes.training.train import main, read_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = PRESETS["tiny"]
+
+
+def small_run(out: Path, **overrides) -> TrainConfig:
+    """A run that takes well under a second per step on one core."""
+    settings = dict(
+        out=str(out), batch_size=2, seq_len=16, chunk_len=8, steps=2, warmup_steps=1, log_every=1,
+        eval_every=0, eval_batches=1, checkpoint_every=0, threads=1, progress=False,
+    )  # fmt: skip
+    return TrainConfig(**{**settings, **overrides})
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_two_steps_write_metrics_checkpoint_and_plot(tmp_path):
+    result = train(small_run(tmp_path), TINY, env={}, log=quiet)
+    assert result.step == 2
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["split"], r["step"]) for r in records] == [("train", 1), ("train", 2), ("eval", 2)]
+    train_record = records[1]
+    for key in ("loss", "accuracy", "accuracy_by_kind", "loss_by_position", "loss_early", "loss_late",
+                "steps_per_s", "timesteps_per_s", "memory", "lr_muon", "lr_adamw", "grad_norm"):  # fmt: skip
+        assert key in train_record, key
+    assert train_record["timesteps"] == 2 * 16
+    assert train_record["memory"]["autograd_peak_bytes"] > 0
+    assert 0 < train_record["loss"] < 10
+    ckpt = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 2
+    assert ckpt["model_config"]["action_vocab"] == len(FakeBatches.action_names)
+    assert ckpt["train_config"]["seq_len"] == 16
+    assert ckpt["loader_state"][0]["loader"] == {"epoch": 0, "batch": 2}
+    assert ckpt["loader_state"][0]["state"][0].shape == (TINY.lstm_layers, 2, TINY.d_model)
+    assert set(ckpt["optimizer"]) == {"muon", "adamw"}
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_loss_falls_on_synthetic_sessions(tmp_path):
+    """A few dozen steps on the dev sessions: the held-out loss drops well below chance."""
+    cfg = small_run(tmp_path, steps=40, batch_size=4, seq_len=32, eval_every=40, eval_batches=2, plot=False,
+                    lr_adamw=3e-3, warmup_steps=5)  # fmt: skip
+    result = train(cfg, TINY, env={}, log=quiet)
+    chance = torch.log(torch.tensor(float(len(FakeBatches.action_names)))).item()
+    assert result.evals[-1]["loss"] < chance - 1.0, (result.evals, chance)
+
+
+@pytest.mark.parametrize("bptt", ["streaming", "plain"])
+def test_resume_continues_exactly(tmp_path, bptt):
+    """4 steps straight == 2 steps, a restart from the checkpoint, 2 more (bitwise): the state
+    carried across stream batches, the optimizers' moments and the loader position all resume."""
+    straight = train(small_run(tmp_path / "a", steps=4, bptt=bptt), TINY, env={}, log=quiet)
+    train(small_run(tmp_path / "b", steps=4, stop_at=2, bptt=bptt), TINY, env={}, log=quiet)
+    assert read_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 2
+    resumed = train(
+        small_run(tmp_path / "b", steps=4, resume="auto", bptt=bptt), TINY, env={}, log=quiet
+    )
+    assert resumed.step == 4
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+    def losses(run: str) -> list:
+        text = (tmp_path / run / "metrics.jsonl").read_text()
+        return [json.loads(line)["loss"] for line in text.splitlines()]
+
+    assert losses("a") == losses("b")  # steps 1-4 and the evaluation, each once
+    assert len(losses("b")) == 5
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    from ghframes.training.config import TrainConfig
+    from ghframes.training.fake_batches import FakeBatches
+    from ghframes.training.model import PRESETS
+    from ghframes.training.streaming import streaming_bptt
+    from ghframes.training.train import average_gradients, train
+    out, rank = sys.argv[1], int(os.environ["RANK"])
+    cfg = TrainConfig(out=out, batch_size=2, seq_len=8, chunk_len=4, steps=2, warmup_steps=1, log_every=1,
+                      eval_every=0, eval_batches=1, threads=1, progress=False, plot=False)
+    torch.distributed.init_process_group("gloo")  # kept for the check below; train() uses it
+    result = train(cfg, PRESETS["tiny"], env=os.environ, log=lambda _: None)
+    torch.save(result.model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+    # One more gradient, averaged over the two processes, on this rank's share of a batch.
+    model = result.model
+    model.zero_grad(set_to_none=True)
+    batch = next(iter(FakeBatches(2, 8, rank=rank, world_size=2)))
+    streaming_bptt(model, batch, None, 4)
+    average_gradients(model, 2)
+    torch.save({n: p.grad for n, p in model.named_parameters()}, os.path.join(out, f"grads{rank}.pt"))
+    torch.distributed.destroy_process_group()
+    """
+)
+
+
+def test_torchrun_two_processes_keep_identical_parameters(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))
+    }
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    initial = ActionModel(dataclasses.replace(TINY, action_vocab=len(FakeBatches.action_names)))
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), name
+    assert not torch.equal(
+        rank0["lstm.lstms.0.weight_hh_l0"], initial.state_dict()["lstm.lstms.0.weight_hh_l0"]
+    )
+    # The ranks trained on different sessions (lanes 0-1 and 2-3); the checkpoint holds both
+    # ranks' loader positions and carried states.
+    ckpt = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert len(ckpt["loader_state"]) == 2
+    assert not torch.equal(ckpt["loader_state"][0]["state"][0], ckpt["loader_state"][1]["state"][0])
+    # The averaged gradient is the gradient of one process holding both ranks' rows.
+    model = ActionModel(initial.cfg)
+    model.load_state_dict(rank0)
+    streaming_bptt(model, next(iter(FakeBatches(4, 8))), None, 4)
+    grads0, grads1 = torch.load(tmp_path / "grads0.pt"), torch.load(tmp_path / "grads1.pt")
+    for name, param in model.named_parameters():
+        assert torch.equal(grads0[name], grads1[name]), name
+        torch.testing.assert_close(grads0[name], param.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_config_precedence(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'preset = "tiny"\n[train]\nsteps = 5\nbatch_size = 3\n[model]\nd_model = 48\nlstm_layers = 3\n'
+    )
+    env = {
+        "GHFRAMES_TRAIN_STEPS": "7",
+        "GHFRAMES_TRAIN_SEQ_LEN": "24",
+        "GHFRAMES_MODEL_D_MODEL": "40",
+    }
+    args = build_parser().parse_args(
+        ["--config", str(config), "--steps", "9", "--model-merge-dims", "8,16,32"]
+    )
+    cfg, model_cfg, preset = resolve(args, env)
+    assert (cfg.steps, cfg.batch_size, cfg.seq_len) == (9, 3, 24)  # flag > env > file > default
+    assert (model_cfg.d_model, model_cfg.lstm_layers, model_cfg.merge_dims) == (40, 3, (8, 16, 32))
+    assert model_cfg.stage_blocks == TINY.stage_blocks and preset == "tiny"
+    args = build_parser().parse_args(["--config", str(config), "--preset", "paper"])
+    cfg, model_cfg, _ = resolve(args, {})
+    assert (
+        model_cfg.merge_dims == PRESETS["paper"].merge_dims and model_cfg.d_model == 48
+    )  # file's [model]
+    assert (cfg.batch_size, cfg.device) == (3, "cuda")  # the file beats the preset's batch 512
+    cfg, _, _ = resolve(build_parser().parse_args(["--preset", "paper"]), {})
+    assert (cfg.batch_size, cfg.chunk_len) == (512, 4)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--chunk-len", "0"], {}, "train config: chunk_len must be >= 1, got 0"),
+        (["--steps", "many"], {}, "--steps: train setting steps must be an integer, got 'many'"),
+        (["--bptt", "full"], {}, "train config: unknown bptt 'full'; valid: streaming, plain"),
+        (["--preset", "huge"], {}, "unknown model preset 'huge'; valid presets: paper, tiny"),
+        ([], {"GHFRAMES_TRAIN_LR_MUON": "fast"}, "environment GHFRAMES_TRAIN_LR_MUON: train setting lr_muon must be a number, got 'fast'"),
+        ([], {"GHFRAMES_TRAIN_STPES": "3"}, "environment GHFRAMES_TRAIN_STPES: unknown train setting 'stpes'; valid: "),
+        ([], {"GHFRAMES_MODEL_ACTION_VOCAB": "99"}, "environment GHFRAMES_MODEL_ACTION_VOCAB: model setting action_vocab comes from the data (the loader); it cannot be set"),
+    ],
+)  # fmt: skip
+def test_config_errors_name_the_value(argv, env, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)], env=env) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train: error: {message}"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_config_file_errors(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("[optimizer]\nlr = 1\n")
+    assert main(["--config", str(config)], env={}) == 2
+    assert capsys.readouterr().err == (
+        f"train: error: {config}: unknown config section(s) optimizer; valid: preset, train, model\n"
+    )
+
+
+# -- bad input: refused before any training time is spent -------------------------------------------
+
+
+def run_main(tmp_path: Path, *argv: str) -> int:
+    return main(["--out", str(tmp_path), "--batch-size", "2", "--seq-len", "8", "--chunk-len", "4",
+                 "--steps", "1", "--eval-batches", "1", "--threads", "1", "--no-progress", "--no-plot", *argv],
+                env={})  # fmt: skip
+
+
+def refuse(tmp_path, capsys, *argv: str) -> str:
+    assert run_main(tmp_path, *argv) == 2
+    assert not (tmp_path / "metrics.jsonl").exists()  # no step was taken
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_unknown_schema_version(tmp_path, capsys, monkeypatch):
+    def newer_shards(cfg, split, rank, world_size):
+        return FakeBatches(cfg.batch_size, cfg.seq_len, cfg.mode, split=split, schema_version="2.0")
+
+    monkeypatch.setattr(train_module, "make_loader", newer_shards)
+    assert (
+        refuse(tmp_path, capsys)
+        == "train: error: fake: frames schema version 2.0 is not supported (this trainer reads 1.x)"
+    )
+
+
+def test_sequence_length_the_loader_cannot_fill(tmp_path, capsys):
+    assert refuse(tmp_path, capsys, "--mode", "window", "--seq-len", "1000") == (
+        "train: error: fake: seq_len 1000 is longer than any window the loader can fill in mode 'window' "
+        "(longest: 600 steps); lower --seq-len or use --mode stream"
+    )
+
+
+def test_checkpoint_from_another_model_config(tmp_path, capsys):
+    assert run_main(tmp_path) == 0
+    capsys.readouterr()
+    (tmp_path / "metrics.jsonl").unlink()
+    assert refuse(
+        tmp_path, capsys, "--resume", "auto", "--model-d-model", "64", "--model-lstm-layers", "3"
+    ) == (
+        f"train: error: {tmp_path / 'checkpoint.pt'}: checkpoint is of another model config: "
+        "d_model=128 (checkpoint) vs 64 (this run), lstm_layers=2 (checkpoint) vs 3 (this run)"
+    )
+
+
+def test_action_vocabulary_mismatch_with_checkpoint(tmp_path, capsys, monkeypatch):
+    assert run_main(tmp_path) == 0
+    capsys.readouterr()
+    (tmp_path / "metrics.jsonl").unlink()
+    names = list(FakeBatches.action_names)
+    names[95] = "<Return>"  # the data now names action 95 differently
+    monkeypatch.setattr(FakeBatches, "action_names", names)
+    assert refuse(tmp_path, capsys, "--resume", "auto") == (
+        f"train: error: {tmp_path / 'checkpoint.pt'}: the action vocabulary of fake (105 actions) does not "
+        "match the checkpoint's (105 actions): first difference at id 95: '<Return>' in the data, "
+        "'<Enter>' in the checkpoint"
+    )
+
+
+def test_missing_checkpoint_and_bad_ids(tmp_path, capsys, monkeypatch):
+    assert refuse(tmp_path, capsys, "--resume", str(tmp_path / "nope.pt")) == (
+        f"train: error: --resume {tmp_path / 'nope.pt'}: no such checkpoint"
+    )
+    top = int(next(iter(FakeBatches(2, 8)))["frames"].max())  # the first batch's largest id
+    monkeypatch.setattr(FakeBatches, "char_vocab", 100)
+    assert (
+        refuse(tmp_path, capsys)
+        == f"train: error: fake: frames hold character id {top}, but char_vocab is 100"
+    )
+
+
+def test_module_entry_points(tmp_path):
+    """`python -m training.train` from the repository root, and the installed module elsewhere."""
+    done = subprocess.run(
+        [sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert (
+        done.returncode == 0 and "--chunk-len" in done.stdout and "--model-d-model" in done.stdout
+    )
+    done = subprocess.run([sys.executable, "-c", "import ghframes.training.train as t; print(t.main.__name__)"],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "main", done.stderr
+
+
+def test_resolve_rejects_unknown_model_setting(tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"model": {"width": 3}}))
+    with pytest.raises(
+        GhframesError, match=rf"^{config} \[model\]: unknown model setting 'width'; valid: "
+    ):
+        resolve(build_parser().parse_args(["--config", str(config)]), {})

@@ -1,0 +1,200 @@
+"""Training metrics: accumulation by action kind and by position, JSONL records, the loss plot.
+
+Position of a step = steps since the model's state last started from the initial state (a reset,
+or the start of a window when the state is not carried): how much context the LSTM has had. The
+paper analyses loss against it; we report it in log-spaced buckets and as "early" (the first
+quarter of a training sequence's length) against "late" (at least three quarters of it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+KINDS = ("char", "space", "enter", "navigate", "delete", "command", "verbatim", "other")
+NAVIGATE = {"<Left>", "<Right>", "<Up>", "<Down>", "<Home>", "<End>", "<PgUp>", "<PgDn>", "<C-g>"}
+DELETE = {"<BS>", "<Del>", "<C-k>"}
+COMMAND = {"<C-s>", "<C-q>", "<C-c>", "<C-d>"}
+POSITION_EDGES = (0, 16, 64, 256, 1024, 4096)  # bucket i holds positions [edge i, edge i+1)
+
+
+def action_kind(name: str) -> str:
+    """Kind of an action (schemas/actions.json): what the key does, for accuracy by kind."""
+    if len(name) == 1:
+        return "space" if name == " " else "char"
+    if name in ("<Enter>", "<Tab>"):
+        return "enter" if name == "<Enter>" else "space"
+    if name in NAVIGATE:
+        return "navigate"
+    if name in DELETE:
+        return "delete"
+    if name in COMMAND:
+        return "command"
+    if name == "<C-v>" or name.startswith(("<U+", "<C-", "<Esc>")):
+        return "verbatim"  # control characters typed after <C-v>, code points by number
+    return "other"
+
+
+def kind_ids(action_names: list[str]) -> torch.Tensor:
+    """long [A]: index into KINDS of every action id."""
+    return torch.tensor([KINDS.index(action_kind(n)) for n in action_names], dtype=torch.long)
+
+
+def positions(reset: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """long [B, T] steps since the state last started fresh.
+
+    reset bool [B, T]; previous long [B]: position of each row's step just before this batch
+    (-1 when the state starts fresh at this batch).
+    """
+    t = torch.arange(reset.shape[1], device=reset.device).expand_as(reset)
+    last_reset = torch.where(reset, t, torch.full_like(t, -1)).cummax(1).values  # (B, T)
+    return torch.where(last_reset >= 0, t - last_reset, previous.unsqueeze(1) + 1 + t)
+
+
+def bucket_name(i: int) -> str:
+    lo = POSITION_EDGES[i]
+    return f"{lo}+" if i + 1 == len(POSITION_EDGES) else f"{lo}-{POSITION_EDGES[i + 1] - 1}"
+
+
+class Accumulator:
+    """Sums over steps and batches, reduced across processes, summarised as one record.
+
+    Every quantity is a sum in one float64 vector, so one all_reduce merges all processes.
+    """
+
+    def __init__(self, action_names: list[str], seq_len: int, device: torch.device):
+        self.kinds = kind_ids(action_names).to(device)
+        self.seq_len = seq_len
+        n_kinds, n_buckets = len(KINDS), len(POSITION_EDGES)
+        # layout: loss, correct, count | per kind: correct, count | per bucket: loss, count |
+        #         early loss, early count, late loss, late count
+        self.size = 3 + 2 * n_kinds + 2 * n_buckets + 4
+        self.sums = torch.zeros(self.size, dtype=torch.float64, device=device)
+        self.edges = torch.tensor(POSITION_EDGES[1:], device=device)
+
+    def add(self, step_loss, correct, actions, mask, pos) -> None:
+        """step_loss float [B, T], correct bool [B, T], actions long [B, T], mask bool, pos long."""
+        m = mask.double()
+        loss = step_loss.double() * m
+        hit = correct.double() * m
+        nk, nb = len(KINDS), len(POSITION_EDGES)
+        kind = self.kinds[actions.clamp(0, len(self.kinds) - 1)]  # (B, T)
+        bucket = torch.bucketize(pos, self.edges, right=True)  # (B, T)
+        early = (pos < self.seq_len / 4).double() * m
+        late = (pos >= 3 * self.seq_len / 4).double() * m
+        parts = [
+            torch.stack([loss.sum(), hit.sum(), m.sum()]),
+            torch.zeros(nk, dtype=torch.float64, device=m.device).index_add_(
+                0, kind.flatten(), hit.flatten()
+            ),
+            torch.zeros(nk, dtype=torch.float64, device=m.device).index_add_(
+                0, kind.flatten(), m.flatten()
+            ),
+            torch.zeros(nb, dtype=torch.float64, device=m.device).index_add_(
+                0, bucket.flatten(), loss.flatten()
+            ),
+            torch.zeros(nb, dtype=torch.float64, device=m.device).index_add_(
+                0, bucket.flatten(), m.flatten()
+            ),
+            torch.stack([(loss * early).sum(), early.sum(), (loss * late).sum(), late.sum()]),
+        ]
+        self.sums += torch.cat(parts)
+
+    def summary(self, reduce=None) -> dict:
+        """The record so far, then zero the sums. `reduce(tensor)` sums over processes in place."""
+        if reduce is not None:
+            reduce(self.sums)
+        s = self.sums.tolist()
+        self.sums.zero_()
+        nk, nb = len(KINDS), len(POSITION_EDGES)
+        loss, hit, count = s[0:3]
+        kind_hit, kind_count = s[3 : 3 + nk], s[3 + nk : 3 + 2 * nk]
+        o = 3 + 2 * nk
+        b_loss, b_count = s[o : o + nb], s[o + nb : o + 2 * nb]
+        e_loss, e_count, l_loss, l_count = s[o + 2 * nb :]
+        ratio = lambda a, b: round(a / b, 5) if b else None  # noqa: E731
+        return {
+            "loss": ratio(loss, count),
+            "accuracy": ratio(hit, count),
+            "accuracy_by_kind": {
+                k: ratio(h, c) for k, h, c in zip(KINDS, kind_hit, kind_count, strict=True) if c
+            },
+            "loss_by_position": {
+                bucket_name(i): ratio(a, c)
+                for i, (a, c) in enumerate(zip(b_loss, b_count, strict=True))
+                if c
+            },
+            "loss_early": ratio(e_loss, e_count),
+            "loss_late": ratio(l_loss, l_count),
+            "timesteps": int(count),
+        }
+
+
+class MetricsLog:
+    """Append-only JSONL of records; on resume, records past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        if resume_step is None:
+            path.write_text("")
+        elif path.exists():
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line and json.loads(line)["step"] <= resume_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def plot_losses(metrics_path: Path, png_path: Path) -> None:
+    """Training and held-out loss against step, and loss by position at the last evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    train = [r for r in records if r["split"] == "train" and r["loss"] is not None]
+    held = [r for r in records if r["split"] == "eval" and r["loss"] is not None]
+    fig, (ax, ax_pos) = plt.subplots(1, 2, figsize=(11, 4))
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
+    ax.plot([r["step"] for r in held], [r["loss"] for r in held], "o-", label="held-out")
+    ax.set_xlabel("step")
+    ax.set_ylabel("next-action cross-entropy (nats)")
+    ax.set_title("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if held and held[-1]["loss_by_position"]:
+        last = held[-1]["loss_by_position"]
+        ax_pos.bar(range(len(last)), list(last.values()), tick_label=list(last.keys()))
+        ax_pos.set_title(f"held-out loss by position, step {held[-1]['step']}")
+        ax_pos.set_xlabel("steps since the state started")
+    else:
+        ax_pos.axis("off")
+    fig.tight_layout()
+    tmp = png_path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(png_path)
+
+
+def rss_peak_bytes() -> int:
+    """Peak resident memory of this process."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,67 @@
+"""Causal pre-norm Transformer (GPT style): the attention baseline, time-parallel by construction."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq_len, width = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(width, dim=-1)  # 3 x (B, T, H)
+        q, k, v = (
+            z.view(batch, seq_len, self.n_heads, -1).transpose(1, 2) for z in (q, k, v)
+        )  # (B, nh, T, hd)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hd)
+        x = x + self.proj(att.transpose(1, 2).reshape(batch, seq_len, width))  # (B, T, H)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """``n_layers`` causal self-attention blocks with learned absolute positions.
+
+    forward(x: float [B, T, H], state=None) -> (float [B, T, H], None). There is no state to carry
+    between calls: every position attends to the whole prefix of the current call.
+    """
+
+    def __init__(self, d_model: int, n_layers: int, n_heads: int = 4, max_len: int = 1024):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(
+                f"transformer: d_model={d_model} is not divisible by n_heads={n_heads}"
+            )
+        self.max_len = max_len
+        self.pos = nn.Parameter(torch.zeros(max_len, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, state: None = None) -> tuple[torch.Tensor, None]:
+        if state is not None:
+            raise ValueError("transformer: carries no state between calls; pass state=None")
+        seq_len = x.shape[1]
+        if seq_len > self.max_len:
+            raise ValueError(
+                f"transformer: sequence length {seq_len} exceeds max_len={self.max_len}"
+            )
+        x = x + self.pos[:seq_len]  # (B, T, H)
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x), None
+
+
+def build(d_model: int, n_layers: int, **kwargs) -> Transformer:
+    return Transformer(d_model, n_layers, **kwargs)
