@@ -7,6 +7,17 @@ import os
 import pytest
 
 
+@pytest.fixture
+def torch_one_thread():
+    """Run a test on one torch thread: small models are fastest so, and timings stay stable."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def short_tmpdir() -> str:
     """A fresh folder for RAY_TMPDIR: Ray's socket paths must stay under ~107 characters."""
     import tempfile

@@ -36,12 +36,7 @@ def random_batch(cfg: ModelConfig, b: int, t: int, seed: int = 0) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_forward_shapes_and_loss():
