@@ -101,27 +101,32 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
         description="Replay every change of DATA/edits keystroke by keystroke in a shell and a "
         "full-screen editor drawn into a 48x160 terminal; write frame shards to DATA/frames.",
     )
+    from ghframes.session import RenderOptions  # the defaults live there, once
+
+    defaults = RenderOptions()
     p.add_argument("data", metavar="DATA")
     p.add_argument(
         "--max-frames-per-session",
         type=int,
-        default=200_000,
+        default=defaults.max_frames_per_session,
         metavar="N",
-        help="start a new session at the next commit past N frames (default 200000)",
+        help="start a new session at the next commit past N frames (default %(default)s)",
     )
     p.add_argument(
         "--max-typed-chars-per-change",
         type=int,
-        default=20_000,
+        default=defaults.max_typed_chars_per_change,
         metavar="N",
-        help="skip (and count) a change that would type more than N characters (default 20000)",
+        help="skip (and count) a change that would type more than N characters "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--max-typed-chars-per-commit",
         type=int,
-        default=60_000,
+        default=defaults.max_typed_chars_per_commit,
         metavar="N",
-        help="skip (and count) changes that take a commit past N typed characters (default 60000)",
+        help="skip (and count) changes that take a commit past N typed characters "
+        "(default %(default)s)",
     )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.render:run")
@@ -130,7 +135,8 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
 def _add_view(sub, env: Mapping[str, str]) -> None:
     p = sub.add_parser("view", help="play a session in the terminal")
     p.add_argument("data", metavar="DATA")
-    p.add_argument("--session", metavar="ID")
+    p.add_argument("--session", metavar="ID", help="play this session (default: pick from a list)")
+    p.add_argument("--frame", type=int, default=0, metavar="N", help="start at frame N")
     p.set_defaults(handler="ghframes.viewer:run")
 
 
@@ -140,6 +146,35 @@ def _add_export(sub, env: Mapping[str, str]) -> None:
     p.add_argument("--session", metavar="ID", required=True)
     p.add_argument("--format", choices=["cast", "html", "png"], required=True)
     p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first frame to export (default 0)",
+    )
+    p.add_argument(
+        "--to",
+        dest="stop",
+        type=int,
+        default=None,
+        metavar="N",
+        help="export frames before this one (default: to the end)",
+    )
+    p.add_argument(
+        "--cps",
+        type=float,
+        default=30.0,
+        help="cast/html: keystrokes (frames) per second (default 30)",
+    )
+    p.add_argument(
+        "--frame",
+        type=int,
+        default=None,
+        metavar="N",
+        help="png: the frame to draw (default: --from, else 0)",
+    )
     p.set_defaults(handler="ghframes.export:run")
 
 
