@@ -144,9 +144,9 @@ def bench_render(seconds: float = 5.0) -> list[dict]:
                 per_session = metadata["num_frames"]
     return [
         {
-            "name": "render frames per second per core",
+            "name": "render.frames_per_s_per_core",
             "value": round(frames / elapsed),
             "unit": "frames/s",
         },
-        {"name": "frames storage", "value": round(size / per_session, 2), "unit": "bytes/frame"},
+        {"name": "render.bytes_per_frame", "value": round(size / per_session, 2), "unit": "bytes/frame"},
     ]
