@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from ghframes import cli, sample
+from ghframes import cli, open_dataset, sample
 
 
 def step(title: str, argv: list[str]) -> None:
@@ -29,9 +29,38 @@ def main(argv: list[str] | None = None) -> int:
         sample.build(repo)
         print(f"built the sample repository at {repo} ({len(sample.HISTORY)} commits)")
     step("mine the history into edit shards", ["crawl", repo, "--out", args.out])
-    step("replay every edit as keystrokes in a 48x160 terminal", ["render", args.out])
+    # Sessions of about a thousand frames, so that some can be held out for evaluation.
+    step(
+        "replay every edit as keystrokes in a 48x160 terminal",
+        ["render", args.out, "--max-frames-per-session", "1000"],
+    )
     step("check that every replay reproduces its commit exactly", ["verify", args.out])
     step("what the dataset holds", ["stats", args.out])
+    session = open_dataset(args.out).sessions()[0]
+    picture = os.path.join(args.out, "frame.png")
+    step(
+        "one frame as a picture",
+        [
+            "export",
+            args.out,
+            "--session",
+            session.id,
+            "--format",
+            "png",
+            "--frame",
+            str(session.num_frames // 2),
+            "-o",
+            picture,
+        ],
+    )
+    print(f"\nwatch a session:   ghframes view {args.out} --session {session.id}")
+    print(
+        f"or in a browser:   ghframes export {args.out} --session {session.id} --format html -o session.html"
+    )
+    print(
+        f"or with asciinema: ghframes export {args.out} --session {session.id} --format cast -o session.cast"
+    )
+    print(f"a frame as PNG:    {picture}")
     return 0
 
 

@@ -1,0 +1,210 @@
+"""`ghframes export DATA --session ID --format cast|html|png -o FILE`: a session for other tools.
+
+- cast: asciicast v2 (asciinema). The first output event draws the first frame in full; each
+  later event rewrites only the cells that changed, then places the cursor. Feeding the output
+  events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are spaced by
+  `--cps` keystrokes per second; a marker ("m") event opens every commit, labelled with its
+  message.
+- html: one self-contained file with a player (ghframes.player_html).
+- png: one frame (`--frame N`) drawn with a monospace font.
+
+`--from/--to` select frames [FROM, TO) for every format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from ghframes.chunks import LazySession, open_lazy
+from ghframes.errors import GhframesError
+from ghframes.terminal import COLS, ROWS, WIDE_STUB
+
+
+def frame_range(session: LazySession, start: int | None, stop: int | None) -> tuple[int, int]:
+    """[start, stop) checked against the session; defaults: the whole session."""
+    n = len(session)
+    start = 0 if start is None else start
+    stop = n if stop is None else stop
+    if not 0 <= start < n:
+        raise GhframesError(f"session {session.id}: --from {start} is out of range (0..{n - 1})")
+    if not start < stop <= n:
+        raise GhframesError(f"session {session.id}: --to {stop} is out of range ({start + 1}..{n})")
+    return start, stop
+
+
+def _cells(row: np.ndarray, a: int, b: int) -> str:
+    """Text drawing cells [a, b) of a row (wide characters once, their stubs dropped)."""
+    return "".join(chr(c) for c in row[a:b].tolist() if c != WIDE_STUB)
+
+
+def _span(old: np.ndarray, new: np.ndarray) -> tuple[int, int] | None:
+    """Smallest cell range [a, b) covering the row's changes, never splitting a wide char."""
+    diff = np.flatnonzero(old != new)
+    if not diff.size:
+        return None
+    a, b = int(diff[0]), int(diff[-1]) + 1
+    while a > 0 and (new[a] == WIDE_STUB or old[a] == WIDE_STUB):
+        a -= 1
+    while b < COLS and (new[b] == WIDE_STUB or old[b] == WIDE_STUB):
+        b += 1
+    return a, b
+
+
+def full_draw(frame: np.ndarray, cursor) -> str:
+    """Clear the screen and draw `frame`, then place the cursor."""
+    parts = ["\x1b[?7h\x1b[0m\x1b[H\x1b[2J"]
+    for y in range(ROWS):
+        row = frame[y]
+        last = COLS
+        while last > 0 and row[last - 1] == 32:
+            last -= 1
+        if last:
+            parts.append(f"\x1b[{y + 1};1H{_cells(row, 0, last)}")
+    parts.append(f"\x1b[{int(cursor[0]) + 1};{int(cursor[1]) + 1}H")
+    return "".join(parts)
+
+
+def diff_draw(old: np.ndarray, new: np.ndarray, cursor) -> str:
+    """Escape sequences turning screen `old` into `new`, then placing the cursor."""
+    parts = []
+    for y in np.flatnonzero((old != new).any(axis=1)).tolist():
+        a, b = _span(old[y], new[y])
+        parts.append(f"\x1b[{y + 1};{a + 1}H{_cells(new[y], a, b)}")
+    parts.append(f"\x1b[{int(cursor[0]) + 1};{int(cursor[1]) + 1}H")
+    return "".join(parts)
+
+
+def cast_events(session: LazySession, start: int, stop: int, cps: float) -> Iterator[list]:
+    """asciicast v2 events for frames [start, stop): one output event per frame, markers."""
+    marks = {c.first_frame: c for c in session.commits if start <= c.first_frame < stop}
+    prev = None
+    for t in range(start, stop):
+        time = round((t - start) / cps, 6)
+        commit = marks.get(t)
+        if commit is not None:
+            yield [time, "m", commit.message or f"commit {commit.id[:10]}"]
+        frame = session.frame(t)
+        cursor = session.cursor[t]
+        data = full_draw(frame, cursor) if prev is None else diff_draw(prev, frame, cursor)
+        yield [time, "o", data]
+        prev = frame
+
+
+def write_cast(session: LazySession, path: str, start: int, stop: int, cps: float) -> None:
+    if cps <= 0:
+        raise GhframesError(f"--cps must be positive, not {cps}")
+    header = {
+        "version": 2,
+        "width": COLS,
+        "height": ROWS,
+        "title": f"{session.repo}: session {session.id} frames {start}..{stop - 1}",
+        "env": {"TERM": "xterm-256color", "SHELL": "/bin/sh"},
+    }
+    with _atomic(path, "w") as out:
+        out.write(json.dumps(header) + "\n")
+        for event in cast_events(session, start, stop, cps):
+            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",  # Debian fonts-dejavu-core
+)
+
+
+def font_path() -> str:
+    """A monospace TrueType font: DejaVu Sans Mono from matplotlib's package data or Debian."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    candidates = list(FONT_CANDIDATES)
+    if spec and spec.submodule_search_locations:
+        for base in spec.submodule_search_locations:
+            candidates.insert(
+                0, os.path.join(base, "mpl-data", "fonts", "ttf", "DejaVuSansMono.ttf")
+            )
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise GhframesError(
+        "no monospace font found for --format png "
+        "(install matplotlib, or Debian's fonts-dejavu-core)"
+    )
+
+
+FG = (220, 220, 220)
+BG = (24, 24, 24)
+
+
+def render_png(frame: np.ndarray, cursor, path: str, size: int = 14) -> tuple[int, int]:
+    """Draw `frame` as a PNG at `path`; return the cell size in pixels (width, height)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path(), size)
+    ascent, descent = font.getmetrics()
+    cw = int(round(font.getlength("M")))
+    ch = ascent + descent
+    image = Image.new("RGB", (cw * COLS, ch * ROWS), BG)
+    draw = ImageDraw.Draw(image)
+    cy, cx = int(cursor[0]), int(cursor[1])
+    draw.rectangle([cx * cw, cy * ch, (cx + 1) * cw - 1, (cy + 1) * ch - 1], fill=(120, 120, 120))
+    rows = frame.tolist()
+    for y, row in enumerate(rows):
+        for x, code in enumerate(row):
+            if code in (32, WIDE_STUB):
+                continue
+            draw.text((x * cw, y * ch), chr(code), font=font, fill=FG)
+    with _atomic(path, "wb") as out:
+        image.save(out, format="PNG")
+    return cw, ch
+
+
+class _atomic:
+    """Write to `path` through a temporary file renamed into place (no half-written outputs)."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        self.path = path
+        self.tmp = f"{path}.tmp-{os.getpid()}"
+        self.mode = mode
+
+    def __enter__(self):
+        try:
+            self.file = open(
+                self.tmp, self.mode, encoding="utf-8" if "b" not in self.mode else None
+            )
+        except OSError as exc:
+            raise GhframesError(f"{self.path}: cannot write ({exc.strerror})") from None
+        return self.file
+
+    def __exit__(self, kind, value, tb):
+        self.file.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+        return False
+
+
+def run(args, env) -> int:
+    session = open_lazy(args.data, args.session)
+    start, stop = frame_range(session, args.start, args.stop)
+    if args.format == "cast":
+        write_cast(session, args.output, start, stop, args.cps)
+        print(f"wrote {args.output}: {stop - start} frames as asciicast v2 at {args.cps:g} cps")
+    elif args.format == "png":
+        t = start if args.frame is None else args.frame
+        if not start <= t < stop:
+            raise GhframesError(
+                f"session {session.id}: --frame {t} is out of range ({start}..{stop - 1})"
+            )
+        render_png(session.frame(t), session.cursor[t], args.output)
+        print(f"wrote {args.output}: frame {t} of session {session.id}")
+    elif args.format == "html":
+        from ghframes.player_html import write_html
+
+        write_html(session, args.output, start, stop, args.cps, _atomic)
+        print(f"wrote {args.output}: {stop - start} frames as a self-contained HTML player")
+    return 0

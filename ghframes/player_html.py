@@ -1,0 +1,224 @@
+"""`export --format html`: one self-contained HTML file that plays a session in a browser.
+
+The page embeds the frames as JSON: a keyframe (all 48 rows) every KEYFRAME frames and, for
+the other frames, the changed cell ranges of each row (`[row, first col, cells]`, one character
+per cell, "\\u0000" for the right half of a wide character). The player rebuilds any frame
+from its keyframe, so seeking is instant. Nothing is loaded from elsewhere.
+
+The URL fragment drives it too (used by the tests and handy for links):
+`#frame=N` opens at frame N, `#play` starts playing, `#speed=S` sets frames per second,
+`#search=TEXT` jumps to the first frame showing TEXT, `#keys=...` presses those keys in order.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+
+from ghframes.chunks import LazySession
+from ghframes.terminal import COLS, ROWS
+
+KEYFRAME = 256
+
+
+def _cells(row: np.ndarray) -> str:
+    return "".join(map(chr, row.tolist()))
+
+
+def player_data(session: LazySession, start: int, stop: int, cps: float) -> dict:
+    frames = []
+    prev = None
+    for t in range(start, stop):
+        frame = session.frame(t)
+        if (t - start) % KEYFRAME == 0:
+            frames.append([_cells(row) for row in frame])
+        else:
+            diffs = []
+            for y in np.flatnonzero((prev != frame).any(axis=1)).tolist():
+                changed = np.flatnonzero(prev[y] != frame[y])
+                a, b = int(changed[0]), int(changed[-1]) + 1
+                diffs.append([y, a, _cells(frame[y, a:b])])
+            frames.append(diffs)
+        prev = frame
+    files = []
+    for change in session.changes:
+        if change["first_frame"] >= 0:
+            files.append([change["first_frame"], change["path"]])
+    return {
+        "session": session.id,
+        "repo": session.repo,
+        "start": start,
+        "total": len(session),
+        "cps": cps,
+        "keyframe": KEYFRAME,
+        "rows": ROWS,
+        "cols": COLS,
+        "actions": session.actions[start:stop],
+        "cursor": session.cursor[start:stop].reshape(-1).tolist(),
+        "commits": [[c.first_frame, c.id, c.message] for c in session.commits],
+        "files": files,
+        "frames": frames,
+    }
+
+
+def write_html(session: LazySession, path: str, start: int, stop: int, cps: float, atomic) -> None:
+    data = json.dumps(player_data(session, start, stop, cps), separators=(",", ":"))
+    data = data.replace("</", "<\\/")  # never close the script element early
+    title = html.escape(f"{session.repo}: {session.id}")
+    page = PAGE.replace("__TITLE__", title).replace("__DATA__", data)
+    with atomic(path, "w") as out:
+        out.write(page)
+
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
+<style>
+body{background:#181818;color:#ddd;font-family:sans-serif;margin:12px}
+#screen{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px;line-height:1.15;
+ background:#000;color:#ddd;padding:6px;margin:0;white-space:pre;display:inline-block}
+#screen .cur{background:#ddd;color:#000}
+#controls{margin:8px 0}
+#controls button{margin-right:4px}
+#timeline{position:relative;width:960px;height:34px}
+#slider{width:960px;margin:0}
+.tick{position:absolute;top:22px;width:1px;height:10px;background:#e0a030}
+#status,#action{font-family:monospace;white-space:pre}
+#action{font-size:16px;margin-top:6px}
+</style></head>
+<body>
+<pre id="screen"></pre>
+<div id="action"></div>
+<div id="timeline"><input id="slider" type="range" min="0" value="0"></div>
+<div id="controls">
+<button id="play" title="space">play</button>
+<button data-k="-" title="-">slower</button><button data-k="+" title="+">faster</button>
+<button data-k="," title=", or Left">&lt; step</button><button data-k="." title=". or Right">step &gt;</button>
+<button data-k="[" title="[">-100</button><button data-k="]" title="]">+100</button>
+<button data-k="{" title="{">prev commit</button><button data-k="}" title="}">next commit</button>
+<button data-k="g" title="g">go to…</button><button data-k="/" title="/">search…</button>
+<button data-k="n" title="n">next match</button><button data-k="N" title="N">prev match</button>
+</div>
+<div id="status"></div>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const N = D.frames.length, K = D.keyframe;
+const SPEEDS = [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500];
+let t = 0, playing = false, speed = SPEEDS.indexOf(30), query = "", message = "";
+let grid = null, gridAt = -1;
+function apply(rows, diffs) {
+  for (const [y, a, text] of diffs) {
+    const cells = Array.from(text);
+    for (let i = 0; i < cells.length; i++) rows[y][a + i] = cells[i];
+  }
+}
+function frameRows(i) {  // cells of frame i (index within the export)
+  if (gridAt === i) return grid;
+  let from;
+  if (gridAt >= 0 && gridAt < i && Math.floor(gridAt / K) === Math.floor(i / K)) {
+    from = gridAt + 1;
+  } else {
+    const k = Math.floor(i / K) * K;
+    grid = D.frames[k].map(r => Array.from(r));
+    from = k + 1;
+  }
+  for (let j = from; j <= i; j++) apply(grid, D.frames[j]);
+  gridAt = i;
+  return grid;
+}
+function rowText(cells) { return cells.filter(c => c !== "\u0000").join(""); }
+function frameText(i) { return frameRows(i).map(rowText); }
+function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
+function lastAtOrBefore(list, f) { let hit = null; for (const x of list) if (x[0] <= f) hit = x; return hit; }
+function draw() {
+  const rows = frameRows(t), cy = D.cursor[2 * t], cx = D.cursor[2 * t + 1];
+  const out = rows.map((cells, y) => {
+    if (y !== cy) return esc(rowText(cells));
+    return esc(rowText(cells.slice(0, cx))) + '<span class="cur">' + esc(rowText(cells.slice(cx, cx + 1)) || " ") +
+      "</span>" + esc(rowText(cells.slice(cx + 1)));
+  });
+  document.getElementById("screen").innerHTML = out.join("\n");
+  const f = D.start + t, commit = lastAtOrBefore(D.commits, f) || D.commits[0], file = lastAtOrBefore(D.files, f);
+  document.getElementById("action").textContent = "action: " + D.actions[t];
+  let s = (playing ? "playing" : "paused") + " | frame " + f + "/" + D.total + " | " + SPEEDS[speed] + " f/s";
+  if (commit) s += " | commit " + commit[1].slice(0, 7) + " " + commit[2];
+  if (file) s += " | file " + file[1];
+  if (message) s += "\n" + message;
+  document.getElementById("status").textContent = s;
+  document.getElementById("slider").value = t;
+  document.getElementById("play").textContent = playing ? "pause" : "play";
+  document.title = "frame " + f;
+}
+function go(i) { t = Math.max(0, Math.min(N - 1, i)); draw(); }
+function search(from, step) {
+  for (let i = from; i >= 0 && i < N; i += step) {
+    if (frameText(i).some(r => r.includes(query))) { message = "found " + JSON.stringify(query) + " at frame " + (D.start + i); go(i); return; }
+  }
+  message = JSON.stringify(query) + " not found"; draw();
+}
+function commitJump(dir) {
+  const starts = D.commits.map(c => c[0] - D.start).filter(i => i >= 0 && i < N);
+  const cand = dir > 0 ? starts.filter(i => i > t) : starts.filter(i => i < t).reverse();
+  if (cand.length) go(cand[0]); else { message = "no " + (dir > 0 ? "later" : "earlier") + " commit"; draw(); }
+}
+function key(k) {
+  message = "";
+  if (k === " ") { playing = !playing; if (playing && t >= N - 1) t = 0; last = performance.now(); carry = 0; }
+  else if (k === "+" || k === "=") speed = Math.min(speed + 1, SPEEDS.length - 1);
+  else if (k === "-") speed = Math.max(speed - 1, 0);
+  else if (k === "." || k === "ArrowRight") { playing = false; go(t + 1); }
+  else if (k === "," || k === "ArrowLeft") { playing = false; go(t - 1); }
+  else if (k === "]" || k === "PageDown") go(t + 100);
+  else if (k === "[" || k === "PageUp") go(t - 100);
+  else if (k === "}") commitJump(1);
+  else if (k === "{") commitJump(-1);
+  else if (k === "Home") go(0);
+  else if (k === "End") go(N - 1);
+  else if (k === "g") {
+    const s = (prompt("go to frame (N or N%)") || "").trim();
+    if (s.endsWith("%")) go(Math.round(parseFloat(s) / 100 * (N - 1)));
+    else if (s) { const n = parseInt(s, 10) - D.start; if (n >= 0 && n < N) go(n); else message = "frame " + s + " is out of range"; }
+  }
+  else if (k === "/") { const s = prompt("search"); if (s) { query = s; search(t, 1); } }
+  else if (k === "n") { if (query) search(t + 1, 1); }
+  else if (k === "N") { if (query) search(t - 1, -1); }
+  else return false;
+  draw();
+  return true;
+}
+document.addEventListener("keydown", e => { if (!e.ctrlKey && !e.metaKey && key(e.key)) e.preventDefault(); });
+for (const b of document.querySelectorAll("button[data-k]")) b.onclick = () => key(b.dataset.k);
+document.getElementById("play").onclick = () => key(" ");
+const slider = document.getElementById("slider");
+slider.max = N - 1;
+slider.oninput = () => go(parseInt(slider.value, 10));
+for (const c of D.commits) {
+  const i = c[0] - D.start;
+  if (i < 0 || i >= N) continue;
+  const tick = document.createElement("div");
+  tick.className = "tick"; tick.title = c[2]; tick.style.left = (960 * i / Math.max(N - 1, 1)) + "px";
+  document.getElementById("timeline").appendChild(tick);
+}
+let last = performance.now(), carry = 0;
+setInterval(() => {
+  const now = performance.now();
+  if (playing) {
+    carry += (now - last) / 1000 * SPEEDS[speed];
+    const step = Math.floor(carry); carry -= step;
+    if (step) { t = Math.min(N - 1, t + step); if (t >= N - 1) playing = false; draw(); }
+  }
+  last = now;
+}, 20);
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.has("speed")) { const s = SPEEDS.indexOf(parseInt(params.get("speed"), 10)); if (s >= 0) speed = s; }
+if (params.has("frame")) t = Math.max(0, Math.min(N - 1, parseInt(params.get("frame"), 10) - D.start));
+if (params.has("play")) playing = true;
+if (params.has("search")) { query = params.get("search"); search(t, 1); }
+if (params.has("keys")) for (const k of Array.from(params.get("keys"))) key(k);
+draw();
+</script>
+</body></html>
+"""
