@@ -148,5 +148,9 @@ def bench_render(seconds: float = 5.0) -> list[dict]:
             "value": round(frames / elapsed),
             "unit": "frames/s",
         },
-        {"name": "render.bytes_per_frame", "value": round(size / per_session, 2), "unit": "bytes/frame"},
+        {
+            "name": "render.bytes_per_frame",
+            "value": round(size / per_session, 2),
+            "unit": "bytes/frame",
+        },
     ]
