@@ -1,0 +1,767 @@
+"""The streaming dataloader: rendered frame shards (DATA/frames) into training batches.
+
+`FrameStream(source, batch_size, seq_len, mode, seed, split, rank, world_size, ...)` is a
+`torch.utils.data.IterableDataset` of batch dicts (see `FrameStream` and README_LOADER.md):
+
+    frames  uint8 [B, T, 48, 160]  character ids (schemas/chars.json), 0 where mask is False
+    actions long  [B, T]           action ids (index into `action_names`)
+    cursor  long  [B, T, 2]        (row, col)
+    reset   bool  [B, T]           a session (stream) or a window (window mode) starts here
+    mask    bool  [B, T]           real data (False: padding)
+    session long  [B, T]           index into `session_ids` (-1: padding)
+    t       long  [B, T]           frame index in its session (-1: padding)
+
+The order of an epoch is a pure function of (session ids and sizes from the manifest, seed,
+epoch); `state_dict()` is {epoch, batch} plus the settings it is valid for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import ctypes
+import ctypes.util
+import hashlib
+import heapq
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+import zstandard
+
+from ghframes import shards
+from ghframes.errors import GhframesError
+from ghframes.frames import FRAMES_DIR, frames_schema
+from ghframes.terminal import COLS, ROWS
+
+from .chars import ACTION_NAMES, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids
+
+MODES = ("stream", "window")
+SPLITS = ("train", "eval")
+CELLS = ROWS * COLS
+COLUMNS = ["chunk", "first_frame", "num_frames", "frame_itemsize", "frames", "actions", "cursor"]
+RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
+
+
+# -- zstd straight into the batch -----------------------------------------------------------------
+
+
+class _Zstd:
+    """One-shot zstd decompression into a numpy array (libzstd through ctypes; else a copy)."""
+
+    def __init__(self) -> None:
+        self.pid = -1
+        self.lib = None
+        name = ctypes.util.find_library("zstd")
+        if name:
+            try:
+                lib = ctypes.CDLL(name)
+                lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+                lib.ZSTD_decompressDCtx.restype = ctypes.c_size_t
+                lib.ZSTD_decompressDCtx.argtypes = [
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                    ctypes.c_size_t,
+                    ctypes.c_void_p,
+                    ctypes.c_size_t,
+                ]
+                lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+                lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+                lib.ZSTD_getErrorName.restype = ctypes.c_char_p
+                self.lib = lib
+            except (OSError, AttributeError):
+                self.lib = None
+        self.py = zstandard.ZstdDecompressor()
+
+    def into(self, src_addr: int, src_len: int, src_view, dest: np.ndarray) -> str | None:
+        """Decompress the frame at src into `dest` (contiguous; its size exactly); error or None."""
+        if self.lib is not None:
+            if self.pid != os.getpid():  # a DataLoader worker: a context of its own
+                self.ctx, self.pid = self.lib.ZSTD_createDCtx(), os.getpid()
+            got = self.lib.ZSTD_decompressDCtx(
+                self.ctx, dest.ctypes.data, dest.nbytes, src_addr, src_len
+            )
+            if self.lib.ZSTD_isError(got):
+                return self.lib.ZSTD_getErrorName(got).decode()
+        else:
+            try:
+                raw = self.py.decompress(src_view, max_output_size=dest.nbytes)
+            except zstandard.ZstdError as exc:
+                return str(exc)
+            got = len(raw)
+            if got == dest.nbytes:
+                dest.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+        if got != dest.nbytes:
+            return f"decode to {got} bytes, expected {dest.nbytes}"
+        return None
+
+
+_ZSTD = _Zstd()
+
+
+# -- one session's compressed shard in memory -----------------------------------------------------
+
+
+class _Shard:
+    """The columns of one session's shard, compressed frames kept as one Arrow buffer."""
+
+    def __init__(self, table: pa.Table, path: str, num_frames: int) -> None:
+        self.path = path
+        cols = {name: table.column(name).combine_chunks() for name in COLUMNS}
+        n = len(cols["chunk"])
+        self.sizes = cols["num_frames"].to_numpy().astype(np.int64)
+        self.itemsize = cols["frame_itemsize"].to_numpy().astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        if not np.array_equal(cols["chunk"].to_numpy(), np.arange(n)) or not np.array_equal(
+            cols["first_frame"].to_numpy(), self.starts[:-1]
+        ):
+            bad = int(
+                np.flatnonzero(
+                    (cols["chunk"].to_numpy() != np.arange(n))
+                    | (cols["first_frame"].to_numpy() != self.starts[:-1])
+                )[0]
+            )
+            raise GhframesError(f"{path}: chunk {bad}: chunks out of order")
+        if self.starts[-1] != num_frames:
+            raise GhframesError(
+                f"{path}: chunk {n - 1}: chunks hold {self.starts[-1]} frames, "
+                f"the manifest says {num_frames}"
+            )
+        frames = cols["frames"]
+        self.frames = frames  # keeps the buffer alive
+        self.data = frames.buffers()[2]
+        self.offsets = np.frombuffer(frames.buffers()[1], np.int32)[
+            frames.offset : frames.offset + n + 1
+        ].astype(np.int64)
+        acts = cols["actions"]
+        lengths = pc.list_value_length(acts).to_numpy(zero_copy_only=False)
+        cur = cols["cursor"]
+        cur_len = pc.binary_length(cur).to_numpy(zero_copy_only=False)
+        wrong = np.flatnonzero((lengths != self.sizes) | (cur_len != 2 * self.sizes))
+        if len(wrong):
+            k = int(wrong[0])
+            raise GhframesError(
+                f"{path}: chunk {k}: {self.sizes[k]} frames but {lengths[k]} actions "
+                f"and {cur_len[k] // 2} cursor positions"
+            )
+        self.actions, bad = action_ids(acts.flatten())
+        if bad >= 0:
+            k = int(np.searchsorted(self.starts, bad, "right") - 1)
+            raise GhframesError(
+                f"{path}: chunk {k}: {acts.flatten()[bad].as_py()!r} is not an action"
+            )
+        coff = np.frombuffer(cur.buffers()[1], np.int32)[cur.offset : cur.offset + n + 1]
+        raw = np.frombuffer(cur.buffers()[2], np.uint8)
+        self.cursor = raw[coff[0] : coff[-1]].reshape(-1, 2).astype(np.int64)
+        self.nbytes = self.data.size + self.actions.nbytes + self.cursor.nbytes
+
+    def decode(self, k: int, dest: np.ndarray, scratch: dict) -> None:
+        """Character ids of chunk k into `dest` (uint8 [num_frames, ROWS, COLS], contiguous)."""
+        size = int(self.itemsize[k])
+        lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+        view = memoryview(self.data)[lo:hi]
+        if size == 1:
+            target = dest
+        elif size in (2, 4):
+            buf = scratch.get(size)
+            if buf is None or buf.shape[0] < dest.shape[0]:
+                buf = scratch[size] = np.empty((max(256, dest.shape[0]), ROWS, COLS), f"<u{size}")
+            target = buf[: dest.shape[0]]
+        else:
+            raise GhframesError(f"{self.path}: chunk {k}: frame itemsize {size} is not 1, 2 or 4")
+        err = _ZSTD.into(self.data.address + lo, hi - lo, view, target)
+        if err:
+            raise GhframesError(f"{self.path}: chunk {k}: frames do not decompress ({err})")
+        if size == 1:
+            if dest.max() >= 128:  # Latin-1 cells: bucketed ids
+                np.take(BMP_TABLE, dest.copy(), out=dest)
+        else:
+            char_ids(target, out=dest)
+
+    def read_part(
+        self, k: int, skip: int, dest: np.ndarray, readers: dict, slot, session: int, scratch: dict
+    ) -> None:
+        """Frames [skip, skip + len(dest)) of chunk k into `dest` by streaming decompression,
+        continuing the reader of `slot` where it stopped (a lane's next batch goes on reading
+        the chunk its previous batch began): no frame is decoded twice, none copied again."""
+        size = int(self.itemsize[k])
+        if size not in (1, 2, 4):
+            raise GhframesError(f"{self.path}: chunk {k}: frame itemsize {size} is not 1, 2 or 4")
+        state = readers.get(slot)
+        if state is None or state[0] != session or state[1] != k or state[2] > skip:
+            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            dctx = zstandard.ZstdDecompressor()  # one per stream: readers cannot share one
+            reader = dctx.stream_reader(memoryview(self.data)[lo:hi], read_size=1 << 20)
+            state = readers[slot] = [session, k, 0, reader]
+        n = dest.shape[0]
+        try:
+            if state[2] < skip:  # frames of other batches (another worker's): decode, drop
+                junk = scratch.get("skip")
+                if junk is None:
+                    junk = scratch["skip"] = np.empty(256 * CELLS * 4, np.uint8)
+                todo = (skip - state[2]) * CELLS * size
+                while todo:
+                    got = _readinto(state[3], junk[: min(todo, junk.size)], self.path, k)
+                    todo -= got
+                state[2] = skip
+            if size == 1:
+                target = dest
+            else:
+                buf = scratch.get(size)
+                if buf is None or buf.shape[0] < n:
+                    buf = scratch[size] = np.empty((max(256, n), ROWS, COLS), f"<u{size}")
+                target = buf[:n]
+            _readinto(state[3], target.reshape(-1).view(np.uint8), self.path, k)
+        except GhframesError:
+            readers.pop(slot, None)
+            raise
+        state[2] = skip + n
+        if size == 1:
+            if dest.max() >= 128:
+                np.take(BMP_TABLE, dest.copy(), out=dest)
+        else:
+            char_ids(target, out=dest)
+
+
+def _readinto(reader, out: np.ndarray, path: str, k: int) -> int:
+    """Fill `out` (uint8) from the zstd stream `reader`; an error names the shard and chunk."""
+    view = memoryview(out)
+    done = 0
+    try:
+        while done < len(view):
+            got = reader.readinto(view[done:])
+            if not got:
+                break
+            done += got
+    except zstandard.ZstdError as exc:
+        raise GhframesError(f"{path}: chunk {k}: frames do not decompress ({exc})") from None
+    if done != len(view):
+        raise GhframesError(f"{path}: chunk {k}: frames end early (truncated chunk)")
+    return done
+
+
+# -- the plan of an epoch -------------------------------------------------------------------------
+
+
+def _hash64(*parts) -> int:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@dataclass
+class _Plan:
+    num_batches: int
+    lanes: list[list[int]] | None = None  # stream: session indices of each lane, in order
+    lane_starts: list[list[int]] | None = None  # stream: lane step at which each starts
+    win_session: np.ndarray | None = None  # window: session index of each window
+    win_start: np.ndarray | None = None  # window: first frame of each window
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    id: str
+    shard: str
+    num_frames: int
+
+
+class FrameStream(torch.utils.data.IterableDataset):
+    """Batches of rendered sessions (module docstring; README_LOADER.md).
+
+    source: a DATA path or a pyarrow filesystem URI (`s3://bucket/data?endpoint_override=...`).
+    mode "stream": row b of consecutive batches is lane b, whole sessions back to back (sessions
+        are dealt to the B x world_size lanes greedily, shortest lane first, in the epoch's
+        shuffled order); the epoch lasts until the longest lane ends; lanes that end earlier are
+        padded (mask False). mode "window": each session of at least T frames is cut into
+        floor(n / T) windows at an offset drawn per (seed, epoch, session); shorter sessions are
+        skipped, or with `pad_short` give one window padded with mask False; the windows of all
+        sessions are shuffled and dealt B x world_size per global batch, the last one padded.
+    split: sessions are held out ("eval") by a hash of their id, a fraction `eval_fraction`
+        (at least one session when there are two or more); "train" never yields them.
+    rank/world_size: default to torch.distributed's when it is initialized, else 0/1. With a
+        DataLoader of W workers, worker w makes batches w, w + W, ... (the order is the same for
+        any W; iterate with batch_size=None).
+    skip_bad_shards: a missing, truncated or corrupt shard raises GhframesError naming the shard
+        and chunk; with this flag its session is masked out from there on instead and counted in
+        `skipped` ({shard path: error}).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        batch_size: int,
+        seq_len: int,
+        mode: str = "stream",
+        seed: int = 0,
+        split: str = "train",
+        rank: int | None = None,
+        world_size: int | None = None,
+        eval_fraction: float = 0.1,
+        pad_short: bool = False,
+        skip_bad_shards: bool = False,
+        cache_bytes: int = 256 << 20,
+        filesystem: pafs.FileSystem | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise GhframesError(f"loader: unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+        if split not in SPLITS:
+            raise GhframesError(f"loader: unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        if batch_size < 1 or seq_len < 1:
+            raise GhframesError(
+                f"loader: batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}"
+            )
+        if rank is None or world_size is None:
+            dist = torch.distributed
+            on = dist.is_available() and dist.is_initialized()
+            rank = dist.get_rank() if on else 0
+            world_size = dist.get_world_size() if on else 1
+        if not 0 <= rank < world_size:
+            raise GhframesError(f"loader: rank {rank} is not in [0, {world_size})")
+        self.source = source
+        self.batch_size, self.seq_len, self.mode, self.seed = batch_size, seq_len, mode, seed
+        self.split, self.rank, self.world_size = split, rank, world_size
+        self.eval_fraction, self.pad_short = eval_fraction, pad_short
+        self.skip_bad_shards, self.cache_bytes = skip_bad_shards, cache_bytes
+        if filesystem is not None:
+            self.fs, root = filesystem, source
+        else:
+            self.fs, root = shards.filesystem(source)
+        self.root = f"{root.rstrip('/')}/{FRAMES_DIR}"
+        self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
+        manifest = self._with_retries(
+            f"{self.root}/{shards.MANIFEST}",
+            lambda: shards.read_json(self.fs, f"{self.root}/{shards.MANIFEST}"),
+        )
+        if manifest is None:
+            raise GhframesError(f"{source}: no rendered frames (run `ghframes render` first)")
+        version = str(manifest.get("version", ""))
+        if manifest.get("table") != "frames" or version.split(".")[0] != str(frames_schema().major):
+            raise GhframesError(
+                f"{self.root}/{shards.MANIFEST}: frames manifest version {version or 'none'} "
+                f"is not supported (this loader reads {frames_schema().major}.x)"
+            )
+        self.schema_version = version
+        self.sessions = [
+            SessionEntry(sid, s["shard"], int(s["num_frames"]))
+            for sid, s in sorted(manifest["sessions"].items())
+        ]
+        self.session_ids = [s.id for s in self.sessions]
+        held = self.held_out(self.session_ids, eval_fraction)
+        self.split_sessions = [
+            i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")
+        ]
+        if not self.split_sessions:
+            raise GhframesError(f"{source}: no sessions in split {split!r}")
+        self.char_vocab = CHAR_VOCAB
+        self.action_names = list(ACTION_NAMES)
+        self.epoch = 0
+        self.batch = 0
+        self.skipped: dict[str, str] = {}
+        self._plan_cache: tuple[int, _Plan] | None = None
+        self._shards: collections.OrderedDict[int, _Shard] = collections.OrderedDict()
+        self._bad: dict[int, str] = {}
+        self._readers: dict = {}  # slot -> [session, chunk, next frame, zstd reader]
+        self._chunk_cache: dict = {}  # slot -> (session, chunk, decoded ids)
+        self._scratch: dict = {}
+        self._pool: list[dict[str, np.ndarray]] = []
+
+    # -- contract -------------------------------------------------------------------------------
+
+    @staticmethod
+    def held_out(ids: list[str], fraction: float) -> set[str]:
+        """The eval sessions: hash(id) below `fraction` (the lowest hash if none and >= 2)."""
+        keys = {sid: _hash64("ghframes-split", sid) / 2.0**64 for sid in ids}
+        held = {sid for sid, h in keys.items() if h < fraction}
+        if not held and fraction > 0 and len(ids) >= 2:
+            held = {min(keys, key=keys.get)}
+        return held
+
+    @property
+    def max_seq_len(self) -> int | None:
+        if self.mode == "stream":
+            return None
+        return max(self.sessions[i].num_frames for i in self.split_sessions)
+
+    def _settings(self) -> dict:
+        return {
+            "seed": self.seed,
+            "mode": self.mode,
+            "split": self.split,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+        }
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, **self._settings()}
+
+    def load_state_dict(self, state: dict) -> None:
+        mine = self._settings()
+        diff = [
+            f"{k} {state[k]!r} (state) vs {v!r}"
+            for k, v in mine.items()
+            if k in state and state[k] != v
+        ]
+        if diff:
+            raise GhframesError("loader state is of another configuration: " + ", ".join(diff))
+        self.set_epoch(int(state["epoch"]))
+        self.batch = int(state["batch"])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.batch = int(epoch), 0
+        self._readers.clear()
+        self._chunk_cache.clear()
+
+    def __len__(self) -> int:
+        """Batches in the current epoch (for this rank)."""
+        return self._plan().num_batches
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        plan = self._plan()
+        while self.batch < plan.num_batches:
+            k = self.batch
+            self.batch += 1
+            if k % workers == worker:
+                yield self._make(plan, k)
+
+    # -- order ----------------------------------------------------------------------------------
+
+    def _plan(self) -> _Plan:
+        if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
+            return self._plan_cache[1]
+        order = sorted(
+            self.split_sessions,
+            key=lambda i: (_hash64("order", self.seed, self.epoch, self.sessions[i].id), i),
+        )
+        lanes_total = self.batch_size * self.world_size
+        if self.mode == "stream":
+            heap = [(0, lane) for lane in range(lanes_total)]
+            lanes: list[list[int]] = [[] for _ in range(lanes_total)]
+            starts: list[list[int]] = [[] for _ in range(lanes_total)]
+            for i in order:
+                total, lane = heapq.heappop(heap)
+                lanes[lane].append(i)
+                starts[lane].append(total)
+                heapq.heappush(heap, (total + self.sessions[i].num_frames, lane))
+            longest = max(total for total, _ in heap)
+            plan = _Plan(math.ceil(longest / self.seq_len), lanes=lanes, lane_starts=starts)
+        else:
+            sess, begin = [], []
+            t = self.seq_len
+            for i in order:
+                n = self.sessions[i].num_frames
+                if n >= t:
+                    m = n // t
+                    off = _hash64("offset", self.seed, self.epoch, self.sessions[i].id) % (
+                        n - m * t + 1
+                    )
+                    sess += [i] * m
+                    begin += range(off, off + m * t, t)
+                elif self.pad_short:
+                    sess.append(i)
+                    begin.append(0)
+            rng = np.random.Generator(np.random.PCG64(_hash64("windows", self.seed, self.epoch)))
+            perm = rng.permutation(len(sess))
+            plan = _Plan(
+                math.ceil(len(sess) / lanes_total),
+                win_session=np.asarray(sess, np.int64)[perm],
+                win_start=np.asarray(begin, np.int64)[perm],
+            )
+        self._plan_cache = (self.epoch, plan)
+        return plan
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def _make(self, plan: _Plan, k: int) -> dict[str, torch.Tensor]:
+        b, t = self.batch_size, self.seq_len
+        out = self._buffers()
+        for row in range(b):
+            if self.mode == "stream":
+                lane = self.rank * b + row
+                sessions, starts = plan.lanes[lane], plan.lane_starts[lane]
+                begin, end = k * t, (k + 1) * t
+                j = max(bisect.bisect_right(starts, begin) - 1, 0)
+                while j < len(sessions) and starts[j] < end:
+                    i, s0 = sessions[j], starts[j]
+                    lo, hi = max(begin, s0) - s0, min(end, s0 + self.sessions[i].num_frames) - s0
+                    if hi > lo:
+                        self._fill(out, row, s0 + lo - begin, i, lo, hi, slot=row)
+                    j += 1
+            else:
+                w = (k * self.world_size + self.rank) * b + row
+                if w >= len(plan.win_session):
+                    continue
+                i, lo = int(plan.win_session[w]), int(plan.win_start[w])
+                hi = min(lo + t, self.sessions[i].num_frames)
+                self._fill(out, row, 0, i, lo, hi, slot=row)
+                out["reset"][row, 0] = True
+        for row in range(b):
+            if not out["mask"][row].all():
+                out["frames"][row, ~out["mask"][row]] = 0
+        return {key: torch.from_numpy(v) for key, v in out.items()}
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """Batch arrays, reset to padding: a pooled set no tensor refers to any more (the tensors
+        handed out keep their arrays alive, so a set in use is never reused), else a new one.
+        Reuse avoids the page faults of fresh memory, which cost as much as decoding."""
+        for bufs in self._pool:
+            if all(sys.getrefcount(v) <= 3 for v in bufs.values()):  # dict, v, argument
+                break
+        else:
+            b, t = self.batch_size, self.seq_len
+            bufs = {
+                "frames": np.empty((b, t, ROWS, COLS), np.uint8),  # padding zeroed by _make
+                "actions": np.empty((b, t), np.int64),
+                "cursor": np.empty((b, t, 2), np.int64),
+                "reset": np.empty((b, t), bool),
+                "mask": np.empty((b, t), bool),
+                "session": np.empty((b, t), np.int64),
+                "t": np.empty((b, t), np.int64),
+            }
+            if len(self._pool) < 4:
+                self._pool.append(bufs)
+        for key in ("actions", "cursor", "reset", "mask"):
+            bufs[key].fill(0)
+        bufs["session"].fill(-1)
+        bufs["t"].fill(-1)
+        return bufs
+
+    def _fill(self, out: dict, row: int, col: int, i: int, lo: int, hi: int, slot: int) -> None:
+        """Frames [lo, hi) of session i into `row` of the batch from column `col`."""
+        n = hi - lo
+        try:
+            shard = self._shard(i, lo)
+            frames = out["frames"][row, col : col + n]
+            c = int(np.searchsorted(shard.starts, lo, "right") - 1)
+            while c < len(shard.sizes) and shard.starts[c] < hi:
+                c0, c1 = int(shard.starts[c]), int(shard.starts[c + 1])
+                a, z = max(lo, c0), min(hi, c1)
+                dest = frames[a - lo : z - lo]
+                if a == c0 and z == c1:  # the whole chunk: straight into the batch
+                    shard.decode(c, dest, self._scratch)
+                elif self.seq_len < 128:  # a small part: continue this slot's zstd stream
+                    shard.read_part(c, a - c0, dest, self._readers, slot, i, self._scratch)
+                else:  # a large part: decode the chunk once into this slot's buffer, copy
+                    cached = self._chunk_cache.get(slot)
+                    if cached is None or cached[:2] != (i, c):
+                        buf = cached[2] if cached is not None else None
+                        if buf is None or buf.shape[0] < c1 - c0:
+                            buf = np.empty((max(256, c1 - c0), ROWS, COLS), np.uint8)
+                        self._chunk_cache.pop(slot, None)
+                        shard.decode(c, buf[: c1 - c0], self._scratch)
+                        self._chunk_cache[slot] = cached = (i, c, buf)
+                    dest[:] = cached[2][a - c0 : z - c0]
+                c += 1
+        except GhframesError as exc:
+            if not self.skip_bad_shards:
+                raise
+            self._bad[i] = str(exc)
+            self.skipped.setdefault(f"{self.root}/{self.sessions[i].shard}", str(exc))
+            return  # mask stays False: zeroed by _make
+        out["actions"][row, col : col + n] = shard.actions[lo:hi]
+        out["cursor"][row, col : col + n] = shard.cursor[lo:hi]
+        out["mask"][row, col : col + n] = True
+        out["session"][row, col : col + n] = i
+        out["t"][row, col : col + n] = np.arange(lo, hi)
+        if lo == 0:
+            out["reset"][row, col] = True
+
+    # -- shards ---------------------------------------------------------------------------------
+
+    def _with_retries(self, path: str, read):
+        for attempt in range(RETRIES + 1):
+            try:
+                return read()
+            except FileNotFoundError:
+                raise
+            except OSError:
+                if not self.remote or attempt == RETRIES:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+
+    def _shard(self, i: int, frame: int) -> _Shard:
+        if i in self._bad:
+            raise GhframesError(self._bad[i])
+        shard = self._shards.get(i)
+        if shard is not None:
+            self._shards.move_to_end(i)
+            return shard
+        entry = self.sessions[i]
+        path = f"{self.root}/{entry.shard}"
+        where = f"{path}: chunk {frame // 256}"  # the chunk the loader was about to read
+
+        def read() -> pa.Table:
+            return pq.ParquetFile(self.fs.open_input_file(path)).read(columns=COLUMNS)
+
+        try:
+            table = self._with_retries(path, read)
+        except FileNotFoundError:
+            raise GhframesError(f"{where}: shard is missing (session {entry.id})") from None
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise GhframesError(f"{where}: damaged shard ({exc})") from None
+        try:
+            shard = _Shard(table, path, entry.num_frames)
+        except (pa.ArrowInvalid, KeyError, ValueError) as exc:
+            raise GhframesError(f"{where}: damaged shard ({exc})") from None
+        self._shards[i] = shard
+        total = sum(s.nbytes for s in self._shards.values())
+        while total > self.cache_bytes and len(self._shards) > 2 * self.batch_size:
+            _, old = self._shards.popitem(last=False)
+            total -= old.nbytes
+        return shard
+
+
+# -- benchmark ------------------------------------------------------------------------------------
+
+
+def build_bench_data(data: str, num_files: int = 8, edits_per_file: int = 3) -> None:
+    """Render a realistic history into DATA (edits written here, frames by the render stage)."""
+    from ghframes import schema
+    from ghframes.pipelines.render import render_dataset
+    from ghframes.render import realistic_history
+    from ghframes.session import RenderOptions
+
+    edits = schema.load("edits")
+    fs, root = shards.filesystem(data)
+    rows = []
+    for commit in realistic_history(num_files, edits_per_file):
+        for r in commit:
+            index = r["commit_index"]
+            rows.append(
+                {
+                    "repo": "bench/loader",
+                    "commit": f"{index + 1:040x}",
+                    "parent": f"{index:040x}" if index else None,
+                    "commit_index": index,
+                    "author_time": 1_700_000_000 + index,
+                    "author_tz": 0,
+                    "message": f"Commit {index}",
+                    "old_path": None,
+                    "mode": 0o100644,
+                    **{k: r[k] for k in ("path", "status", "before", "after")},
+                }
+            )
+    rows.sort(key=lambda r: (r["commit_index"], r["path"]))
+    name = f"{shards.safe_name('bench/loader')}.parquet"
+    shards.write_table(
+        fs, f"{root}/edits/{name}", pa.Table.from_pylist(rows, schema=edits.arrow), edits
+    )
+    manifest = {
+        "table": "edits",
+        "version": edits.version,
+        "repos": {
+            "bench/loader": {
+                "repo": "bench/loader",
+                "status": "ok",
+                "shards": [name],
+                "skipped": {},
+                "commits": len({r["commit_index"] for r in rows}),
+                "changes": len(rows),
+            }
+        },
+    }
+    shards.write_json_atomic(fs, f"{root}/edits/manifest.json", manifest)
+    render_dataset(data, RenderOptions(max_frames_per_session=4000), num_cpus=2)
+
+
+def _rate(make, epochs: int) -> float:
+    """Frames per second over `epochs`, timed from each epoch's first batch (worker start-up
+    excluded)."""
+    frames, spent = 0, 0.0
+    for epoch in range(epochs):
+        it = iter(make(epoch))
+        next(it)
+        start = time.perf_counter()
+        for batch in it:
+            frames += int(batch["mask"].sum())
+        spent += time.perf_counter() - start
+    return frames / spent
+
+
+def _replicate(data: str, copies: int) -> str:
+    """A manifest listing every session `copies` times (same shards): a larger epoch to time."""
+    fs, root = shards.filesystem(data)
+    manifest = shards.read_json(fs, f"{root}/{FRAMES_DIR}/{shards.MANIFEST}")
+    manifest["sessions"] = {
+        f"{sid}~{k}": s for sid, s in manifest["sessions"].items() for k in range(copies)
+    }
+    out = f"{root}/bench-x{copies}"
+    shards.write_json_atomic(fs, f"{out}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/{FRAMES_DIR}")):
+        if info.type == pafs.FileType.Directory:
+            link = f"{out}/{FRAMES_DIR}/{info.base_name}"
+            if not os.path.exists(link):
+                os.symlink(info.path, link)
+    return out
+
+
+def bench_loader(
+    data: str | None = None, batch_size: int = 8, seq_len: int = 256, copies: int = 30
+) -> list[dict]:
+    """Decoded frames per second per core into the batch tensors, from local shards in the page
+    cache: one process, then a DataLoader with 2 workers (its rate / 2). Without `data`, a
+    realistic history is rendered into a temporary DATA first (about 15 s); its sessions are
+    listed `copies` times so that an epoch lasts long enough to time."""
+    import tempfile
+
+    tmp = None
+    if data is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ghframes-bench-loader-")
+        data = tmp.name
+        build_bench_data(data)
+    data = _replicate(data, copies)
+    rows = []
+    try:
+        for mode in ("stream", "window"):
+            ds = FrameStream(data, batch_size, seq_len, mode, seed=0, eval_fraction=0.0)
+
+            def one(epoch, ds=ds):
+                ds.set_epoch(epoch)
+                return iter(ds)
+
+            _rate(one, 1)  # warm: page cache, shard cache
+            rows.append(
+                {
+                    "name": f"loader {mode} T={seq_len}, 1 worker",
+                    "value": round(_rate(one, 3)),
+                    "unit": "frames/s/core",
+                }
+            )
+
+            def two(epoch, ds=ds):
+                ds.set_epoch(epoch)
+                return torch.utils.data.DataLoader(
+                    ds, batch_size=None, num_workers=2, persistent_workers=False
+                )
+
+            value = _rate(two, 3)
+            rows.append(
+                {
+                    "name": f"loader {mode} T={seq_len}, 2 workers (total / 2)",
+                    "value": round(value / 2),
+                    "unit": "frames/s/core",
+                }
+            )
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return rows
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for row in bench_loader(sys.argv[1] if len(sys.argv) > 1 else None):
+        print(json.dumps(row))
