@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 from ghframes import cli, open_dataset, sample
@@ -23,6 +24,7 @@ def step(title: str, argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ghframes.demo", description=__doc__)
     parser.add_argument("--out", default="data", help="dataset folder (default: data)")
+    parser.add_argument("--train-steps", type=int, default=240, help="training steps (default 240)")
     args = parser.parse_args(argv)
     repo = os.path.join(args.out, "sample-repo")
     if not os.path.isdir(repo):
@@ -36,6 +38,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     step("check that every replay reproduces its commit exactly", ["verify", args.out])
     step("what the dataset holds", ["stats", args.out])
+    train = os.path.join(args.out, "train")
+    print(
+        f"\n$ python -m training.train --data {args.out} --out {train}    # the tiny model, a few minutes"
+    )
+    code = subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "ghframes.training.train",
+            "--data",
+            args.out,
+            "--out",
+            train,
+            "--steps",
+            str(args.train_steps),
+            "--eval-every",
+            "40",
+            "--threads",
+            "2",
+        ]
+    )
+    if code != 0:
+        sys.exit(f"demo: training failed with exit code {code}")
     session = open_dataset(args.out).sessions()[0]
     picture = os.path.join(args.out, "frame.png")
     step(
@@ -61,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         f"or with asciinema: ghframes export {args.out} --session {session.id} --format cast -o session.cast"
     )
     print(f"a frame as PNG:    {picture}")
+    print(f"checkpoint:        {os.path.join(train, 'checkpoint.pt')}")
+    print(f"loss curves:       {os.path.join(train, 'loss.png')} (metrics in metrics.jsonl)")
     return 0
 
 
