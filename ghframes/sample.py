@@ -340,3 +340,53 @@ def build_synthetic(
         parent = [commit]
     repo.references.create("refs/heads/main", parent[0], force=True)
     return repo
+
+
+def write_edits(data_dir, rows_by_repo: dict[str, list[dict]]) -> None:
+    """Write DATA/edits straight from rows, as the crawl would: one shard per repository and the
+    manifest (for benchmarks and tests that need edits without a git history).
+
+    Each row needs path, status, before, after and commit_index; the other columns of
+    schemas/edits.json get defaults (commit ids derived from the commit index).
+    """
+    import pyarrow as pa
+
+    from ghframes import schema, shards
+
+    edits = schema.load("edits")
+    fs, root = shards.filesystem(str(data_dir))
+    repos = {}
+    for key, rows in rows_by_repo.items():
+        full = []
+        for row in sorted(rows, key=lambda r: (r["commit_index"], r["path"])):
+            index = row["commit_index"]
+            full.append(
+                {
+                    "repo": key,
+                    "commit": f"{index + 1:040x}",
+                    "parent": f"{index:040x}" if index else None,
+                    "commit_index": index,
+                    "author_time": 1_700_000_000 + index,
+                    "author_tz": 0,
+                    "message": f"Commit {index}",
+                    "old_path": None,
+                    "mode": 0o100644,
+                    **row,
+                }
+            )
+        table = pa.Table.from_pylist(full, schema=edits.arrow)
+        name = f"{shards.safe_name(key)}.parquet"
+        shards.write_table(fs, f"{root}/edits/{name}", table, edits)
+        repos[key] = {
+            "repo": key,
+            "status": "ok",
+            "shards": [name],
+            "commits": len({r["commit_index"] for r in full}),
+            "changes": len(full),
+            "skipped": {},
+        }
+    shards.write_json_atomic(
+        fs,
+        f"{root}/edits/manifest.json",
+        {"table": "edits", "version": edits.version, "repos": repos},
+    )

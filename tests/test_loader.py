@@ -15,8 +15,8 @@ import torch
 from test_render import tiny_repo
 
 import ghframes
-from conftest import write_edits
 from ghframes.errors import GhframesError
+from ghframes.sample import write_edits
 from ghframes.training.chars import ACTION_NAMES, CHAR_VOCAB, action_ids, char_id, char_ids
 from ghframes.training.loader import FrameStream
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import ghframes
-from conftest import write_edits
 from ghframes import cli
 from ghframes.codec import decode_chunk, encode_chunk
 from ghframes.frames import frames_stats
+from ghframes.sample import write_edits
 from ghframes.session import RenderOptions, render_session, shell_word, shown_path, split_sessions
 from ghframes.terminal import text_of
 from ghframes.verify import verify_dataset

@@ -627,51 +627,18 @@ class FrameStream(torch.utils.data.IterableDataset):
 
 def build_bench_data(data: str, num_files: int = 8, edits_per_file: int = 3) -> None:
     """Render a realistic history into DATA (edits written here, frames by the render stage)."""
-    from ghframes import schema
     from ghframes.pipelines.render import render_dataset
     from ghframes.render import realistic_history
+    from ghframes.sample import write_edits
     from ghframes.session import RenderOptions
 
-    edits = schema.load("edits")
-    fs, root = shards.filesystem(data)
-    rows = []
-    for commit in realistic_history(num_files, edits_per_file):
-        for r in commit:
-            index = r["commit_index"]
-            rows.append(
-                {
-                    "repo": "bench/loader",
-                    "commit": f"{index + 1:040x}",
-                    "parent": f"{index:040x}" if index else None,
-                    "commit_index": index,
-                    "author_time": 1_700_000_000 + index,
-                    "author_tz": 0,
-                    "message": f"Commit {index}",
-                    "old_path": None,
-                    "mode": 0o100644,
-                    **{k: r[k] for k in ("path", "status", "before", "after")},
-                }
-            )
-    rows.sort(key=lambda r: (r["commit_index"], r["path"]))
-    name = f"{shards.safe_name('bench/loader')}.parquet"
-    shards.write_table(
-        fs, f"{root}/edits/{name}", pa.Table.from_pylist(rows, schema=edits.arrow), edits
-    )
-    manifest = {
-        "table": "edits",
-        "version": edits.version,
-        "repos": {
-            "bench/loader": {
-                "repo": "bench/loader",
-                "status": "ok",
-                "shards": [name],
-                "skipped": {},
-                "commits": len({r["commit_index"] for r in rows}),
-                "changes": len(rows),
-            }
-        },
-    }
-    shards.write_json_atomic(fs, f"{root}/edits/manifest.json", manifest)
+    keep = ("commit_index", "path", "status", "before", "after")
+    rows = [
+        {k: r[k] for k in keep}
+        for commit in realistic_history(num_files, edits_per_file)
+        for r in commit
+    ]
+    write_edits(data, {"bench/loader": rows})
     render_dataset(data, RenderOptions(max_frames_per_session=4000), num_cpus=2)
 
 
