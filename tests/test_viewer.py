@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -73,12 +74,17 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
 
 
+_servers = itertools.count()
+
+
 @pytest.fixture
 def tmux():
     opened = []
 
-    def start(width, height, argv, name="t"):
-        t = Tmux(f"{name}{len(opened)}", width, height, argv)
+    def start(width, height, argv):
+        # A fresh server name every time: a server killed by the previous test may still be
+        # exiting on its socket, and a new session there fails with "server exited unexpectedly".
+        t = Tmux(f"t{next(_servers)}", width, height, argv)
         opened.append(t)
         return t
 
