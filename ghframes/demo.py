@@ -1,7 +1,7 @@
-"""`make demo`: the whole pipeline on the embedded sample repository, with no network.
+"""`make demo`: the whole pipeline on embedded repositories, with no network.
 
-Builds the sample repository (ghframes.sample) under DATA, then runs each stage that exists
-through the same command line a user types, and prints what it produced.
+Builds the sample repository and the training corpus (ghframes.sample) under DATA, then runs
+each stage through the same command line a user types, and prints what it produced.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(repo):
         sample.build(repo)
         print(f"built the sample repository at {repo} ({len(sample.HISTORY)} commits)")
-    step("mine the history into edit shards", ["crawl", repo, "--out", args.out])
+    corpus = os.path.join(args.out, "corpus-repo")
+    if not os.path.isdir(corpus):
+        sample.build_corpus(corpus)
+        print(f"built the training corpus repository at {corpus} (pyte and tqdm sources typed in)")
+    step("mine the histories into edit shards", ["crawl", repo, corpus, "--out", args.out])
     # Sessions of about a thousand frames, so that some can be held out for evaluation.
     step(
         "replay every edit as keystrokes in a 48x160 terminal",
@@ -55,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             str(args.train_steps),
             "--eval-every",
             "40",
+            "--eval-batches",
+            "16",
             "--threads",
             "2",
         ]
     )
     if code != 0:
         sys.exit(f"demo: training failed with exit code {code}")
-    session = open_dataset(args.out).sessions()[0]
+    session = next(s for s in open_dataset(args.out).sessions() if s.repo == "sample-repo")
     picture = os.path.join(args.out, "frame.png")
     step(
         "one frame as a picture",

@@ -301,11 +301,33 @@ def build(path: str) -> pygit2.Repository:
     return repo
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m ghframes.sample PATH")
-    repo = build(sys.argv[1])
-    print(f"sample repository at {sys.argv[1]}: {len(HISTORY)} commits, head {repo.head.target}")
+def build_corpus(path: str, num_files: int = 12, edits_per_file: int = 4) -> pygit2.Repository:
+    """A larger repository at `path` for the demo's training run: real Python source typed in.
+
+    The history is `ghframes.render.realistic_history` (the render benchmark's): the installed
+    sources of pyte and tqdm added one file per commit, then edited, as a project's early history
+    looks. The sample repository above shows every corner case; this one gives the model enough
+    ordinary typing (about 44,000 frames) that held-out sessions can show it learning.
+    """
+    from ghframes.render import realistic_history
+
+    if os.path.exists(path):
+        raise FileExistsError(path)
+    repo = pygit2.init_repository(path, bare=False, initial_head="main")
+    files: dict[str, tuple[bytes, int]] = {}
+    parents: list[pygit2.Oid] = []
+    for i, changes in enumerate(realistic_history(num_files, edits_per_file)):
+        for change in changes:
+            if change["status"] == "deleted":
+                del files[change["path"]]
+            else:
+                files[change["path"]] = (change["after"].encode(), pygit2.enums.FileMode.BLOB)
+        when = pygit2.Signature(*AUTHOR, EPOCH + 3600 * i, TZ)
+        message = changes[0]["message"] + "\n"
+        parents = [repo.create_commit(None, when, when, message, _tree(repo, files), parents)]
+    repo.references.create("refs/heads/main", parents[0], force=True)
+    repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
+    return repo
 
 
 def build_synthetic(
@@ -390,3 +412,10 @@ def write_edits(data_dir, rows_by_repo: dict[str, list[dict]]) -> None:
         f"{root}/edits/manifest.json",
         {"table": "edits", "version": edits.version, "repos": repos},
     )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ghframes.sample PATH")
+    repo = build(sys.argv[1])
+    print(f"sample repository at {sys.argv[1]}: {len(HISTORY)} commits, head {repo.head.target}")

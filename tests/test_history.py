@@ -135,3 +135,19 @@ def test_since_mines_only_new_commits(make_repo):
 )
 def test_vendored_paths(path, vendored):
     assert history.is_vendored(path) is vendored
+
+
+def test_demo_corpus_repository_mines_back_to_its_history(tmp_path):
+    """The demo's training corpus (ghframes.sample.build_corpus) is a real git history whose
+    mined rows are the generated history it was built from, change for change."""
+    from ghframes.render import realistic_history
+    from ghframes.sample import build_corpus
+
+    build_corpus(str(tmp_path / "corpus"), num_files=3, edits_per_file=2)
+    rows, stats = mine_all(tmp_path / "corpus")
+    expected = [change for commit in realistic_history(3, 2) for change in commit]
+    keys = ("commit_index", "status", "path", "before", "after", "message")
+    assert [{k: r[k] for k in keys} for r in rows] == [
+        {k: (e[k] + "\n" if k == "message" else e[k]) for k in keys} for e in expected
+    ]
+    assert stats.commits == len(realistic_history(3, 2)) and not stats.skipped

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 
 from ghframes.errors import GhframesError
 from ghframes.training.metrics import Accumulator, action_kind, positions
-from ghframes.training.model import PRESETS, ActionModel, ModelConfig, model_config, num_params
+from ghframes.training.model import (
+    PRESETS,
+    ActionModel,
+    Fovea,
+    ModelConfig,
+    model_config,
+    num_params,
+)
 from ghframes.training.optim import Optimizers, lr_multiplier, split_parameters
 
 SMALL = ModelConfig(
@@ -128,6 +135,31 @@ def test_cursor_is_seen():
     assert not torch.allclose(a, b)
     outside = torch.tensor([[[0, SMALL.cols]]])  # cursor past the last column: no mark, no error
     model.embed(batch["frames"], outside)
+
+
+def test_fovea_reads_the_cells_at_and_before_the_cursor():
+    """The fovea sees exactly the cursor's cell and the `fovea - 1` cells left of it on its row;
+    cells left of column 0 read as blank, and a cursor past the last column is no error."""
+    torch.manual_seed(0)
+    fovea = Fovea(char_vocab=20, size=4, dim=3, out=5)
+    frames = torch.randint(1, 20, (1, 8, 16))
+    cursor = torch.tensor([[2, 6]])
+    base = fovea(frames, cursor)
+    for (r, c), seen in {
+        (2, 6): True,
+        (2, 3): True,
+        (2, 2): False,
+        (2, 7): False,
+        (3, 6): False,
+    }.items():
+        changed = frames.clone()
+        changed[0, r, c] = changed[0, r, c] % 19 + 1
+        assert torch.allclose(fovea(changed, cursor), base) != seen, (r, c)
+    at_left = fovea(frames, torch.tensor([[2, 1]]))
+    shifted = torch.cat([torch.zeros(1, 8, 2, dtype=torch.long), frames], 2)[:, :, :16]
+    assert torch.allclose(at_left, fovea(shifted, torch.tensor([[2, 3]])))  # off-screen = blank
+    fovea(frames, torch.tensor([[7, 16]]))  # past the last column
+    assert ActionModel(dataclasses.replace(SMALL, fovea=0)).frame_head.fovea is None
 
 
 def test_cell_embedding_is_per_cell_embedding_then_linear_merge():

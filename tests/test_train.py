@@ -313,3 +313,63 @@ def test_resolve_rejects_unknown_model_setting(tmp_path):
         GhframesError, match=rf"^{config} \[model\]: unknown model setting 'width'; valid: "
     ):
         resolve(build_parser().parse_args(["--config", str(config)]), {})
+
+
+class ListSource:
+    """Held-out batches from a list, resumable like the loader."""
+
+    def __init__(self, batches: list[dict]):
+        self.batches, self.at = batches, 0
+
+    def state_dict(self) -> dict:
+        return {"at": self.at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.at = state["at"]
+
+    def __iter__(self):
+        while self.at < len(self.batches):
+            self.at += 1
+            yield self.batches[self.at - 1]
+
+
+def test_evaluation_skips_empty_lanes_without_changing_the_result():
+    """Lanes with no valid step are not computed; the loss over the valid steps, with each
+    lane's state carried from batch to batch, is what the full model computes."""
+    from ghframes.training.metrics import Accumulator
+    from ghframes.training.train import Processes, evaluate
+
+    torch.manual_seed(0)
+    model = ActionModel(
+        dataclasses.replace(TINY, char_vocab=128, action_vocab=len(FakeBatches.action_names))
+    )
+    b, t = 3, 8
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for k in range(2):
+        mask = torch.ones(b, t, dtype=torch.bool)
+        mask[1] = False  # a lane with no held-out session
+        if k:
+            mask[2, 3:] = False  # a lane whose session ends
+        batches.append({
+            "frames": torch.randint(0, 128, (b, t, 48, 160), generator=g),
+            "cursor": torch.randint(0, 48, (b, t, 2), generator=g),
+            "actions": torch.randint(0, model.cfg.action_vocab, (b, t), generator=g),
+            "reset": torch.zeros(b, t, dtype=torch.bool),
+            "mask": mask,
+        })  # fmt: skip
+    cfg = small_run(Path("unused"), batch_size=b, seq_len=t, chunk_len=4, eval_batches=2)
+    acc = Accumulator(FakeBatches.action_names, t, torch.device("cpu"))
+    procs = Processes(0, 1, torch.device("cpu"))
+    with torch.no_grad():
+        got = evaluate(model, ListSource(batches), {"at": 0}, cfg, acc, procs, None)
+        state, losses, count = None, 0.0, 0
+        for batch in batches:
+            logits, state = model.unroll(batch["frames"], batch["cursor"], batch["reset"], state)
+            mask = batch["mask"]
+            losses += torch.nn.functional.cross_entropy(
+                logits[mask], batch["actions"][mask], reduction="sum"
+            )
+            count += int(mask.sum())
+    assert got["timesteps"] == count == 8 + 3 + 8 + 8
+    assert got["loss"] == pytest.approx(float(losses) / count, rel=1e-5)

@@ -4,7 +4,9 @@ A frame is a 48x160 grid of character ids. The frame-head embeds every cell (cha
 + learned 2-D position embedding + a mark on the cursor cell), merges 2x2 patches stage by stage
 (48x160 -> 24x80 -> 12x40 -> ...; Swin-style patch merging, a stride-2 2x2 convolution), runs
 transformer blocks over the grid with average pooling between stages, and pools the grid into
-one vector per frame (attention pooling, together with the grid token under the cursor). The
+one vector per frame (attention pooling, together with the grid token under the cursor), to
+which a fovea adds the few cells at and before the cursor read at full resolution (what was just
+typed, which the 8x8-cell tokens blur; `fovea=0` turns it off). The
 frames are embedded independently (parallel over time); the residual LSTM then integrates those
 vectors strictly in series, and a linear head gives logits over the action vocabulary: the
 action taken on frame t.
@@ -44,11 +46,16 @@ class ModelConfig:
     mlp_ratio: int = 4
     d_model: int = 128  # LSTM width = frame vector width
     lstm_layers: int = 2
+    fovea: int = 16  # cells read directly at the cursor: it and the fovea-1 before it (0: none)
+    fovea_dim: int = 16  # embedding width of a fovea cell
 
     def __post_init__(self) -> None:
         for name in ("char_vocab", "action_vocab", "rows", "cols", "heads"):
             if getattr(self, name) < 1:
                 raise GhframesError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("fovea", "fovea_dim"):
+            if getattr(self, name) < 0:
+                raise GhframesError(f"model config: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("mlp_ratio", "d_model", "lstm_layers"):
             if getattr(self, name) < 1:
                 raise GhframesError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
@@ -233,6 +240,35 @@ class CellEmbedding(nn.Module):
         return x + on_cursor.unsqueeze(-1).to(x.dtype) * self.cursor_mark[sub].view(n, 1, 1, -1)
 
 
+class Fovea(nn.Module):
+    """The cells at and just before the cursor, read at full resolution: frames int [N, R, C],
+    cursor long [N, 2] -> float [N, D].
+
+    The grid path compresses an 8x8 block of cells into one token; what was typed last, and what
+    the next key continues, sits in the few cells left of the cursor. Each of those `size` cells
+    (the cursor's own last) is embedded with its own table per offset, and the concatenation is
+    projected; cells left of column 0 read as id 0 (a blank).
+    """
+
+    def __init__(self, char_vocab: int, size: int, dim: int, out: int):
+        super().__init__()
+        self.size, self.char_vocab = size, char_vocab
+        self.chars = nn.Embedding(size * char_vocab, dim)  # table k = rows [k*V, (k+1)*V)
+        self.proj = nn.Linear(size * dim, out)
+        self.register_buffer("steps", torch.arange(-size + 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor, cursor: torch.Tensor) -> torch.Tensor:
+        n, r, c = frames.shape
+        row = cursor[:, 0].clamp(0, r - 1)
+        cols = cursor[:, 1:] + self.steps  # (N, size)
+        inside = (cols >= 0) & (cols < c)
+        cells = frames[
+            torch.arange(n, device=frames.device)[:, None], row[:, None], cols.clamp(0, c - 1)
+        ]
+        ids = cells.long() * inside + self.steps.new_tensor(range(self.size)) * self.char_vocab
+        return self.proj(self.chars(ids).flatten(1))  # (N, D)
+
+
 class FrameHead(nn.Module):
     """frames: int [N, ROWS, COLS] character ids, cursor: long [N, 2] (row, col) -> float [N, D]."""
 
@@ -247,6 +283,9 @@ class FrameHead(nn.Module):
         )
         self.pool = AttentionPool(cfg.width, cfg.heads)
         self.out = nn.Linear(2 * cfg.width, cfg.d_model)
+        self.fovea = (
+            Fovea(cfg.char_vocab, cfg.fovea, cfg.fovea_dim, cfg.d_model) if cfg.fovea else None
+        )
         self.rows, self.cols = cfg.rows, cfg.cols
 
     def forward(self, frames: torch.Tensor, cursor: torch.Tensor) -> torch.Tensor:
@@ -263,7 +302,8 @@ class FrameHead(nn.Module):
         r = (cursor[:, 0] * h // self.rows).clamp(0, h - 1)
         c = (cursor[:, 1] * w // self.cols).clamp(0, w - 1)
         at_cursor = x[torch.arange(n, device=x.device), r, c]  # (N, W)
-        return self.out(torch.cat([self.pool(x.flatten(1, 2)), at_cursor], -1))  # (N, D)
+        y = self.out(torch.cat([self.pool(x.flatten(1, 2)), at_cursor], -1))  # (N, D)
+        return y if self.fovea is None else y + self.fovea(frames, cursor)
 
 
 class ActionModel(nn.Module):

@@ -320,9 +320,14 @@ def evaluate(
     procs: Processes,
     amp,
 ) -> dict:
-    """Loss and accuracy on `cfg.eval_batches` held-out batches, the same batches every time."""
+    """Loss and accuracy on `cfg.eval_batches` held-out batches, the same batches every time.
+
+    Rows without a valid step are not computed: a held-out split of a few sessions leaves most
+    of a stream batch's lanes empty. In stream mode each lane's state is kept for the next batch.
+    """
     model.eval()
     source.load_state_dict(start_state)
+    stream = cfg.mode == "stream"
     state: State | None = None
     prev = torch.full((cfg.batch_size,), -1, device=procs.device)
     batches = iter(source)
@@ -331,12 +336,19 @@ def evaluate(
             batch = to_device(next(batches), procs.device)
         except StopIteration:
             break
-        out = streaming_forward(
-            model, batch, state if cfg.mode == "stream" else None, cfg.chunk_len, amp
-        )
-        pos = positions(batch["reset"], prev if cfg.mode == "stream" else torch.full_like(prev, -1))
+        rows = batch["mask"].any(1).nonzero().flatten()
+        if not len(rows):
+            continue
+        if stream and state is None:
+            state = tuple(s.detach().clone() for s in model.initial_state(cfg.batch_size))
+        batch = {key: value[rows] for key, value in batch.items()}
+        start = (state[0][:, rows], state[1][:, rows]) if stream else None
+        out = streaming_forward(model, batch, start, cfg.chunk_len, amp)
+        pos = positions(batch["reset"], prev[rows] if stream else torch.full_like(rows, -1))
         acc.add(out.step_loss, out.correct, batch["actions"], batch["mask"], pos)
-        state, prev = out.state, pos[:, -1]
+        if stream:
+            state[0][:, rows], state[1][:, rows] = out.state
+            prev[rows] = pos[:, -1]
     model.train()
     return acc.summary(_sum_over_processes(procs))
 
@@ -480,6 +492,14 @@ def _train(
                 },
             )
 
+    def held_out_eval() -> None:
+        held = evaluate(model, held_out, eval_start, cfg, eval_acc, procs, amp)
+        record("eval", held)
+        evals.append({"step": step, **held})
+        bar.write(f"step {step}: held-out loss {held['loss']}, accuracy {held['accuracy']}")
+
+    if cfg.eval_every and ckpt is None:
+        held_out_eval()  # the untrained model: where the curve starts
     model.train()
     while step < stop:
         # -- one step: batch, learning rate, gradient, update --
@@ -522,10 +542,7 @@ def _train(
             record("train", last)
             interval_start, interval_steps = time.perf_counter(), 0
         if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-            held = evaluate(model, held_out, eval_start, cfg, eval_acc, procs, amp)
-            record("eval", held)
-            evals.append({"step": step, **held})
-            bar.write(f"step {step}: held-out loss {held['loss']}, accuracy {held['accuracy']}")
+            held_out_eval()
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == stop:
             checkpoint()
     bar.close()
