@@ -373,3 +373,24 @@ def test_evaluation_skips_empty_lanes_without_changing_the_result():
             count += int(mask.sum())
     assert got["timesteps"] == count == 8 + 3 + 8 + 8
     assert got["loss"] == pytest.approx(float(losses) / count, rel=1e-5)
+
+
+def test_tensorboard_scalars(tmp_path):
+    """--tensorboard writes the train and eval scalars TensorBoard reads back."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(small_run(tmp_path, tensorboard=True, eval_every=2, steps=2), TINY, env={}, log=quiet)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for split in ("train", "eval"):
+        logged = [(r["step"], r["loss"]) for r in records if r["split"] == split]
+        board = [(e.step, e.value) for e in events.Scalars(f"{split}/loss")]
+        assert [s for s, _ in board] == [s for s, _ in logged] and logged
+        assert [v for _, v in board] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_tensorboard_missing_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(GhframesError, match="--tensorboard needs the tensorboard package"):
+        train(small_run(tmp_path, tensorboard=True), TINY, env={}, log=quiet)
