@@ -398,13 +398,14 @@ def write_edits(data_dir, rows_by_repo: dict[str, list[dict]]) -> None:
             )
         table = pa.Table.from_pylist(full, schema=edits.arrow)
         name = f"{shards.safe_name(key)}.parquet"
-        shards.write_table(fs, f"{root}/edits/{name}", table, edits)
+        size = shards.write_table(fs, f"{root}/edits/{name}", table, edits)
         repos[key] = {
             "repo": key,
             "status": "ok",
             "shards": [name],
             "commits": len({r["commit_index"] for r in full}),
             "changes": len(full),
+            "bytes": size,
             "skipped": {},
         }
     shards.write_json_atomic(

@@ -89,8 +89,12 @@ def write_table(
     schema: TableSchema,
     row_group_size: int = 1024,
     extra_metadata: dict[str, str] | None = None,
+    write_statistics: bool | list[str] = True,
 ) -> int:
-    """Write `table` as a zstd Parquet shard of `schema` at `path`, atomically; return its bytes."""
+    """Write `table` as a zstd Parquet shard of `schema` at `path`, atomically; return its bytes.
+
+    `write_statistics`: True, False or the columns to keep min/max for (per row group, in the
+    footer; a binary column's statistics hold whole values)."""
     metadata = dict(schema.arrow.metadata)
     metadata.update({k.encode(): v.encode() for k, v in (extra_metadata or {}).items()})
     table = table.cast(schema.arrow).replace_schema_metadata(metadata)
@@ -103,7 +107,7 @@ def write_table(
         compression=COMPRESSION,
         row_group_size=row_group_size,
         # Determinism: byte-identical shards for identical input.
-        write_statistics=True,
+        write_statistics=write_statistics,
         store_schema=True,
     )
     if target != path:

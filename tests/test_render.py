@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -284,3 +285,11 @@ def test_killed_render_resumes_with_every_session_once(tmp_path):
     )
     assert len(commits) == len(set(commits))
     assert list(verify_dataset(str(tmp_path))) == []
+
+
+def test_stats_on_edits_written_without_a_crawl(tmp_path, capsys):
+    """write_edits (benchmarks, tests) records what the crawl records: stats reads it."""
+    write_edits(tmp_path, {"local/tiny": tiny_repo(2)})
+    assert cli.main(["stats", str(tmp_path)]) == 0
+    size = sum(p.stat().st_size for p in (tmp_path / "edits").glob("*.parquet"))
+    assert re.search(rf"bytes\s+{size:,}\n", capsys.readouterr().out)

@@ -23,10 +23,14 @@ import ctypes
 import ctypes.util
 import hashlib
 import heapq
+import itertools
 import math
+import mmap
+import multiprocessing.reduction
 import os
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,17 +42,21 @@ import torch
 import zstandard
 
 from ghframes import shards
+from ghframes.codec import FRAMES_PER_CHUNK
 from ghframes.errors import GhframesError
 from ghframes.frames import FRAMES_DIR, frames_schema
 from ghframes.terminal import COLS, ROWS
 
-from .chars import ACTION_NAMES, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids
+from .chars import ACTION_NAMES, ASCII_LIMIT, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids
 
 MODES = ("stream", "window")
 SPLITS = ("train", "eval")
 CELLS = ROWS * COLS
 COLUMNS = ["chunk", "first_frame", "num_frames", "frame_itemsize", "frames", "actions", "cursor"]
 RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
+RETRY_DELAY = 0.1  # seconds before the first retry; doubled before each next one
+SHARED_SLOTS = 6  # batch buffers per DataLoader worker: prefetched, held, being filled
+OPEN_SHARDS = 64  # shard files kept open (most recently read); layouts of all are kept
 
 
 # -- zstd straight into the batch -----------------------------------------------------------------
@@ -107,34 +115,59 @@ class _Zstd:
 _ZSTD = _Zstd()
 
 
-# -- one session's compressed shard in memory -----------------------------------------------------
+# -- one session's shard: its footer, and the row groups read so far ------------------------------
 
 
 class _Shard:
-    """The columns of one session's shard, compressed frames kept as one Arrow buffer."""
+    """One session's shard, opened: where each chunk's frames are and which row group holds it.
 
-    def __init__(self, table: pa.Table, path: str, num_frames: int) -> None:
-        self.path = path
+    Chunk k holds frames [k * FRAMES_PER_CHUNK, ...) (schemas/frames.json: every chunk but a
+    session's last is full), so the footer alone maps frames to row groups; the row groups are
+    read when needed (`FrameStream._part`), and each is checked against this layout."""
+
+    def __init__(self, file: pq.ParquetFile, path: str, num_frames: int) -> None:
+        self.file, self.path, self.num_frames = file, path, num_frames
+        self.num_chunks = -(-num_frames // FRAMES_PER_CHUNK)
+        meta = file.metadata
+        if meta.num_rows != self.num_chunks:
+            raise GhframesError(
+                f"{path}: chunk {min(meta.num_rows, self.num_chunks)}: the shard holds "
+                f"{meta.num_rows} chunks, the manifest's {num_frames} frames make {self.num_chunks}"
+            )
+        rows = [meta.row_group(r).num_rows for r in range(meta.num_row_groups)]
+        self.group_first = [0, *itertools.accumulate(rows)]  # first chunk of each row group
+
+    def group_of(self, k: int) -> int:
+        return bisect.bisect_right(self.group_first, k) - 1
+
+
+class _Part:
+    """The chunks [k0, k0 + n) of one session (one row group), frames kept compressed.
+
+    frames: one Arrow buffer of zstd blobs (`offsets` into it, per chunk); actions: int64 ids
+    [frames]; cursor: int64 [frames, 2]; `first`: the session frame of the part's first frame."""
+
+    def __init__(self, table: pa.Table, shard: _Shard, k0: int) -> None:
+        path = self.path = shard.path
         cols = {name: table.column(name).combine_chunks() for name in COLUMNS}
         n = len(cols["chunk"])
-        self.sizes = cols["num_frames"].to_numpy().astype(np.int64)
-        self.itemsize = cols["frame_itemsize"].to_numpy().astype(np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
-        if not np.array_equal(cols["chunk"].to_numpy(), np.arange(n)) or not np.array_equal(
-            cols["first_frame"].to_numpy(), self.starts[:-1]
-        ):
-            bad = int(
-                np.flatnonzero(
-                    (cols["chunk"].to_numpy() != np.arange(n))
-                    | (cols["first_frame"].to_numpy() != self.starts[:-1])
-                )[0]
-            )
-            raise GhframesError(f"{path}: chunk {bad}: chunks out of order")
-        if self.starts[-1] != num_frames:
+        self.k0 = k0
+        ks = np.arange(k0, k0 + n)
+        firsts = np.minimum(ks * FRAMES_PER_CHUNK, shard.num_frames)
+        expected = np.minimum(firsts + FRAMES_PER_CHUNK, shard.num_frames) - firsts
+        chunk = cols["chunk"].to_numpy()
+        first = cols["first_frame"].to_numpy()
+        sizes = cols["num_frames"].to_numpy().astype(np.int64)
+        wrong = np.flatnonzero((chunk != ks) | (first != firsts) | (sizes != expected))
+        if len(wrong):
+            j = int(wrong[0])
             raise GhframesError(
-                f"{path}: chunk {n - 1}: chunks hold {self.starts[-1]} frames, "
-                f"the manifest says {num_frames}"
+                f"{path}: chunk {k0 + j}: the row holds chunk {chunk[j]} (frames {first[j]}"
+                f"..+{sizes[j]}); the manifest's layout puts chunk {k0 + j} at frames "
+                f"{firsts[j]}..+{expected[j]} (chunks out of order or missing)"
             )
+        self.first = int(firsts[0]) if n else 0
+        self.itemsize = cols["frame_itemsize"].to_numpy().astype(np.int64)
         frames = cols["frames"]
         self.frames = frames  # keeps the buffer alive
         self.data = frames.buffers()[2]
@@ -145,43 +178,55 @@ class _Shard:
         lengths = pc.list_value_length(acts).to_numpy(zero_copy_only=False)
         cur = cols["cursor"]
         cur_len = pc.binary_length(cur).to_numpy(zero_copy_only=False)
-        wrong = np.flatnonzero((lengths != self.sizes) | (cur_len != 2 * self.sizes))
+        wrong = np.flatnonzero((lengths != sizes) | (cur_len != 2 * sizes))
         if len(wrong):
-            k = int(wrong[0])
+            j = int(wrong[0])
             raise GhframesError(
-                f"{path}: chunk {k}: {self.sizes[k]} frames but {lengths[k]} actions "
-                f"and {cur_len[k] // 2} cursor positions"
+                f"{path}: chunk {k0 + j}: {sizes[j]} frames but {lengths[j]} actions "
+                f"and {cur_len[j] // 2} cursor positions"
             )
         self.actions, bad = action_ids(acts.flatten())
         if bad >= 0:
-            k = int(np.searchsorted(self.starts, bad, "right") - 1)
             raise GhframesError(
-                f"{path}: chunk {k}: {acts.flatten()[bad].as_py()!r} is not an action"
+                f"{path}: chunk {k0 + bad // FRAMES_PER_CHUNK}: "
+                f"{acts.flatten()[bad].as_py()!r} is not an action"
             )
         coff = np.frombuffer(cur.buffers()[1], np.int32)[cur.offset : cur.offset + n + 1]
         raw = np.frombuffer(cur.buffers()[2], np.uint8)
         self.cursor = raw[coff[0] : coff[-1]].reshape(-1, 2).astype(np.int64)
         self.nbytes = self.data.size + self.actions.nbytes + self.cursor.nbytes
 
-    def decode(self, k: int, dest: np.ndarray, scratch: dict) -> None:
-        """Character ids of chunk k into `dest` (uint8 [num_frames, ROWS, COLS], contiguous)."""
-        size = int(self.itemsize[k])
-        lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
-        view = memoryview(self.data)[lo:hi]
+    def _check_size(self, k: int) -> int:
+        size = int(self.itemsize[k - self.k0])
+        if size not in (1, 2, 4):
+            raise GhframesError(f"{self.path}: chunk {k}: frame itemsize {size} is not 1, 2 or 4")
+        return size
+
+    def _blob(self, k: int) -> tuple[int, int]:
+        return int(self.offsets[k - self.k0]), int(self.offsets[k - self.k0 + 1])
+
+    def decode(self, k: int, dest: np.ndarray, scratch: dict, ascii_: np.ndarray) -> None:
+        """Character ids of chunk k into `dest` (uint8 [num_frames, ROWS, COLS], contiguous).
+        `ascii_[k]` remembers, per chunk of the session, whether its cells are all below 128
+        (1), not (2) or not yet known (0): a chunk seen before skips the scan for Latin-1."""
+        size = self._check_size(k)
+        lo, hi = self._blob(k)
         if size == 1:
             target = dest
-        elif size in (2, 4):
+        else:
             buf = scratch.get(size)
             if buf is None or buf.shape[0] < dest.shape[0]:
                 buf = scratch[size] = np.empty((max(256, dest.shape[0]), ROWS, COLS), f"<u{size}")
             target = buf[: dest.shape[0]]
-        else:
-            raise GhframesError(f"{self.path}: chunk {k}: frame itemsize {size} is not 1, 2 or 4")
+        view = memoryview(self.data)[lo:hi]
         err = _ZSTD.into(self.data.address + lo, hi - lo, view, target)
         if err:
             raise GhframesError(f"{self.path}: chunk {k}: frames do not decompress ({err})")
         if size == 1:
-            if dest.max() >= 128:  # Latin-1 cells: bucketed ids
+            seen = ascii_[k]
+            if not seen:
+                seen = ascii_[k] = 2 if dest.max() >= ASCII_LIMIT else 1
+            if seen == 2:  # Latin-1 cells: bucketed ids
                 np.take(BMP_TABLE, dest.copy(), out=dest)
         else:
             char_ids(target, out=dest)
@@ -192,12 +237,10 @@ class _Shard:
         """Frames [skip, skip + len(dest)) of chunk k into `dest` by streaming decompression,
         continuing the reader of `slot` where it stopped (a lane's next batch goes on reading
         the chunk its previous batch began): no frame is decoded twice, none copied again."""
-        size = int(self.itemsize[k])
-        if size not in (1, 2, 4):
-            raise GhframesError(f"{self.path}: chunk {k}: frame itemsize {size} is not 1, 2 or 4")
+        size = self._check_size(k)
         state = readers.get(slot)
         if state is None or state[0] != session or state[1] != k or state[2] > skip:
-            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            lo, hi = self._blob(k)
             dctx = zstandard.ZstdDecompressor()  # one per stream: readers cannot share one
             reader = dctx.stream_reader(memoryview(self.data)[lo:hi], read_size=1 << 20)
             state = readers[slot] = [session, k, 0, reader]
@@ -225,7 +268,7 @@ class _Shard:
             raise
         state[2] = skip + n
         if size == 1:
-            if dest.max() >= 128:
+            if dest.max() >= ASCII_LIMIT:
                 np.take(BMP_TABLE, dest.copy(), out=dest)
         else:
             char_ids(target, out=dest)
@@ -246,6 +289,94 @@ def _readinto(reader, out: np.ndarray, path: str, k: int) -> int:
     if done != len(view):
         raise GhframesError(f"{path}: chunk {k}: frames end early (truncated chunk)")
     return done
+
+
+# -- batches in shared memory, for DataLoader workers ---------------------------------------------
+
+PAGE = 4096
+
+
+class _SharedSlots:
+    """A DataLoader worker's batch buffers in shared memory (memfd), each reused once released.
+
+    Sent as ordinary tensors, each batch would be copied by torch into fresh shared memory
+    (15 MB of page faults and copying at B = 8, T = 256: more than decoding it). Instead the
+    worker fills a slot in place and sends its file descriptor; the main process maps it and
+    its tensors view the mapping. Byte 0 of a slot is 1 while its batch is in use: the main
+    process writes 0 when the last tensor, array or view of the batch is freed (a finalizer on
+    the mapping, which every one of them keeps alive), and the worker reuses only slots at 0.
+    When all SHARED_SLOTS are in use (a consumer keeping batches), batches are new memory."""
+
+    def __init__(self, shapes: dict[str, tuple[tuple[int, ...], str]]) -> None:
+        self.layout = []  # (key, shape, dtype, byte offset)
+        at = PAGE
+        for key, (shape, dtype) in shapes.items():
+            self.layout.append((key, shape, dtype, at))
+            at += -(-math.prod(shape) * np.dtype(dtype).itemsize // 64) * 64
+        self.size = at
+        self.slots: list[tuple[int, mmap.mmap, dict[str, np.ndarray]]] = []
+
+    def acquire(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        """(file descriptor, arrays) of a free slot, marked in use; None if none is free."""
+        for fd, mem, arrays in self.slots:
+            if mem[0] == 0:
+                mem[0] = 1
+                return fd, arrays
+        if len(self.slots) >= SHARED_SLOTS:
+            return None
+        fd = os.memfd_create("ghframes-batch", os.MFD_CLOEXEC)
+        os.ftruncate(fd, self.size)
+        mem = mmap.mmap(fd, self.size)
+        arrays = _views(mem, self.layout)
+        mem[0] = 1
+        self.slots.append((fd, mem, arrays))
+        return fd, arrays
+
+
+def _views(mem, layout) -> dict[str, np.ndarray]:
+    return {
+        key: np.frombuffer(mem, dtype, math.prod(shape), at).reshape(shape)
+        for key, shape, dtype, at in layout
+    }
+
+
+class _SharedBatch(dict):
+    """A batch filled in a worker's shared slot: it pickles as the slot's file descriptor."""
+
+    def __init__(self, tensors: dict, fd: int, slots: _SharedSlots) -> None:
+        super().__init__(tensors)
+        self.fd, self.slots, self.sent = fd, slots, False
+
+    def __copy__(self):  # DataLoader's default_convert copies the batch before sending it
+        return _SharedBatch(dict(self), self.fd, self.slots)
+
+    def __reduce__(self):
+        if self.sent:  # a second copy would release the slot while the first is in use
+            return dict, ({k: v.clone() for k, v in self.items()},)
+        self.sent = True
+        df = multiprocessing.reduction.DupFd(self.fd)
+        return _attach_batch, (df, self.slots.size, self.slots.layout)
+
+
+class _Mapping(mmap.mmap):
+    """An mmap that can carry a finalizer (weak references)."""
+
+
+def _attach_batch(df, size: int, layout) -> dict[str, torch.Tensor]:
+    """In the main process: the tensors of a worker's shared slot (see _SharedSlots)."""
+    fd = df.detach()
+    try:
+        flag = mmap.mmap(fd, PAGE)
+        mem = _Mapping(fd, size)
+    finally:
+        os.close(fd)
+    weakref.finalize(mem, _release, flag)
+    return {key: torch.from_numpy(v) for key, v in _views(mem, layout).items()}
+
+
+def _release(flag: mmap.mmap) -> None:
+    flag[0] = 0
+    flag.close()
 
 
 # -- the plan of an epoch -------------------------------------------------------------------------
@@ -366,12 +497,17 @@ class FrameStream(torch.utils.data.IterableDataset):
         self.batch = 0
         self.skipped: dict[str, str] = {}
         self._plan_cache: tuple[int, _Plan] | None = None
-        self._shards: collections.OrderedDict[int, _Shard] = collections.OrderedDict()
+        self._shards: dict[int, _Shard] = {}  # layouts of the shards seen
+        self._open_files: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._parts: collections.OrderedDict[tuple[int, int], _Part] = collections.OrderedDict()
+        self._parts_bytes = 0
+        self._ascii: dict[int, np.ndarray] = {}  # session -> per chunk: 0 unknown, 1 ASCII, 2 not
         self._bad: dict[int, str] = {}
         self._readers: dict = {}  # slot -> [session, chunk, next frame, zstd reader]
         self._chunk_cache: dict = {}  # slot -> (session, chunk, decoded ids)
         self._scratch: dict = {}
         self._pool: list[dict[str, np.ndarray]] = []
+        self._shared: _SharedSlots | None = None  # in a DataLoader worker
 
     # -- contract -------------------------------------------------------------------------------
 
@@ -428,12 +564,14 @@ class FrameStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is not None and self._shared is None and hasattr(os, "memfd_create"):
+            self._shared = _SharedSlots(self._shapes())
         plan = self._plan()
         while self.batch < plan.num_batches:
             k = self.batch
             self.batch += 1
             if k % workers == worker:
-                yield self._make(plan, k)
+                yield self._make(plan, k, shared=info is not None)
 
     # -- order ----------------------------------------------------------------------------------
 
@@ -483,9 +621,10 @@ class FrameStream(torch.utils.data.IterableDataset):
 
     # -- batches --------------------------------------------------------------------------------
 
-    def _make(self, plan: _Plan, k: int) -> dict[str, torch.Tensor]:
+    def _make(self, plan: _Plan, k: int, shared: bool = False) -> dict[str, torch.Tensor]:
         b, t = self.batch_size, self.seq_len
-        out = self._buffers()
+        shm = self._shared.acquire() if shared and self._shared is not None else None
+        out = self._buffers() if shm is None else self._reset(shm[1])
         for row in range(b):
             if self.mode == "stream":
                 lane = self.rank * b + row
@@ -509,7 +648,20 @@ class FrameStream(torch.utils.data.IterableDataset):
         for row in range(b):
             if not out["mask"][row].all():
                 out["frames"][row, ~out["mask"][row]] = 0
-        return {key: torch.from_numpy(v) for key, v in out.items()}
+        tensors = {key: torch.from_numpy(v) for key, v in out.items()}
+        return tensors if shm is None else _SharedBatch(tensors, shm[0], self._shared)
+
+    def _shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        b, t = self.batch_size, self.seq_len
+        return {
+            "frames": ((b, t, ROWS, COLS), "u1"),  # padding zeroed by _make
+            "actions": ((b, t), "i8"),
+            "cursor": ((b, t, 2), "i8"),
+            "reset": ((b, t), "?"),
+            "mask": ((b, t), "?"),
+            "session": ((b, t), "i8"),
+            "t": ((b, t), "i8"),
+        }
 
     def _buffers(self) -> dict[str, np.ndarray]:
         """Batch arrays, reset to padding: a pooled set no tensor refers to any more (the tensors
@@ -519,18 +671,13 @@ class FrameStream(torch.utils.data.IterableDataset):
             if all(sys.getrefcount(v) <= 3 for v in bufs.values()):  # dict, v, argument
                 break
         else:
-            b, t = self.batch_size, self.seq_len
-            bufs = {
-                "frames": np.empty((b, t, ROWS, COLS), np.uint8),  # padding zeroed by _make
-                "actions": np.empty((b, t), np.int64),
-                "cursor": np.empty((b, t, 2), np.int64),
-                "reset": np.empty((b, t), bool),
-                "mask": np.empty((b, t), bool),
-                "session": np.empty((b, t), np.int64),
-                "t": np.empty((b, t), np.int64),
-            }
+            bufs = {key: np.empty(shape, dtype) for key, (shape, dtype) in self._shapes().items()}
             if len(self._pool) < 4:
                 self._pool.append(bufs)
+        return self._reset(bufs)
+
+    @staticmethod
+    def _reset(bufs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for key in ("actions", "cursor", "reset", "mask"):
             bufs[key].fill(0)
         bufs["session"].fill(-1)
@@ -542,16 +689,21 @@ class FrameStream(torch.utils.data.IterableDataset):
         n = hi - lo
         try:
             shard = self._shard(i, lo)
+            ascii_ = self._ascii.get(i)
+            if ascii_ is None:
+                ascii_ = self._ascii[i] = np.zeros(shard.num_chunks, np.int8)
             frames = out["frames"][row, col : col + n]
-            c = int(np.searchsorted(shard.starts, lo, "right") - 1)
-            while c < len(shard.sizes) and shard.starts[c] < hi:
-                c0, c1 = int(shard.starts[c]), int(shard.starts[c + 1])
+            c = lo // FRAMES_PER_CHUNK
+            while c * FRAMES_PER_CHUNK < hi:
+                part = self._part(i, shard, c)
+                c0 = c * FRAMES_PER_CHUNK
+                c1 = min(c0 + FRAMES_PER_CHUNK, shard.num_frames)
                 a, z = max(lo, c0), min(hi, c1)
                 dest = frames[a - lo : z - lo]
                 if a == c0 and z == c1:  # the whole chunk: straight into the batch
-                    shard.decode(c, dest, self._scratch)
+                    part.decode(c, dest, self._scratch, ascii_)
                 elif self.seq_len < 128:  # a small part: continue this slot's zstd stream
-                    shard.read_part(c, a - c0, dest, self._readers, slot, i, self._scratch)
+                    part.read_part(c, a - c0, dest, self._readers, slot, i, self._scratch)
                 else:  # a large part: decode the chunk once into this slot's buffer, copy
                     cached = self._chunk_cache.get(slot)
                     if cached is None or cached[:2] != (i, c):
@@ -559,18 +711,21 @@ class FrameStream(torch.utils.data.IterableDataset):
                         if buf is None or buf.shape[0] < c1 - c0:
                             buf = np.empty((max(256, c1 - c0), ROWS, COLS), np.uint8)
                         self._chunk_cache.pop(slot, None)
-                        shard.decode(c, buf[: c1 - c0], self._scratch)
+                        part.decode(c, buf[: c1 - c0], self._scratch, ascii_)
                         self._chunk_cache[slot] = cached = (i, c, buf)
                     dest[:] = cached[2][a - c0 : z - c0]
+                f = part.first
+                out["actions"][row, col + a - lo : col + z - lo] = part.actions[a - f : z - f]
+                out["cursor"][row, col + a - lo : col + z - lo] = part.cursor[a - f : z - f]
                 c += 1
         except GhframesError as exc:
             if not self.skip_bad_shards:
                 raise
             self._bad[i] = str(exc)
             self.skipped.setdefault(f"{self.root}/{self.sessions[i].shard}", str(exc))
-            return  # mask stays False: zeroed by _make
-        out["actions"][row, col : col + n] = shard.actions[lo:hi]
-        out["cursor"][row, col : col + n] = shard.cursor[lo:hi]
+            out["actions"][row, col : col + n] = 0  # padding, as if never filled
+            out["cursor"][row, col : col + n] = 0
+            return  # mask stays False: frames zeroed by _make
         out["mask"][row, col : col + n] = True
         out["session"][row, col : col + n] = i
         out["t"][row, col : col + n] = np.arange(lo, hi)
@@ -580,6 +735,8 @@ class FrameStream(torch.utils.data.IterableDataset):
     # -- shards ---------------------------------------------------------------------------------
 
     def _with_retries(self, path: str, read):
+        """`read()`, tried again up to RETRIES times after a transient error (an OSError other
+        than a missing file) on remote storage, waiting RETRY_DELAY, then twice as long, ..."""
         for attempt in range(RETRIES + 1):
             try:
                 return read()
@@ -588,38 +745,75 @@ class FrameStream(torch.utils.data.IterableDataset):
             except OSError:
                 if not self.remote or attempt == RETRIES:
                     raise
-                time.sleep(0.1 * 2**attempt)
+                time.sleep(RETRY_DELAY * 2**attempt)
 
-    def _shard(self, i: int, frame: int) -> _Shard:
-        if i in self._bad:
-            raise GhframesError(self._bad[i])
-        shard = self._shards.get(i)
-        if shard is not None:
-            self._shards.move_to_end(i)
-            return shard
+    def _read_error(self, where: str, exc: Exception) -> GhframesError:
+        if self.remote and isinstance(exc, OSError):  # retried: RETRIES + 1 attempts in all
+            return GhframesError(f"{where}: read failed after {RETRIES + 1} attempts ({exc})")
+        return GhframesError(f"{where}: damaged shard ({exc})")
+
+    def _open(self, i: int, frame: int) -> pq.ParquetFile:
+        """Session i's shard file, its footer read (`frame`: the one about to be read)."""
         entry = self.sessions[i]
         path = f"{self.root}/{entry.shard}"
-        where = f"{path}: chunk {frame // 256}"  # the chunk the loader was about to read
+        where = f"{path}: chunk {frame // FRAMES_PER_CHUNK}"
 
-        def read() -> pa.Table:
-            return pq.ParquetFile(self.fs.open_input_file(path)).read(columns=COLUMNS)
+        def read() -> pq.ParquetFile:
+            # pre_buffer: a row group's column chunks in one read (one request on S3)
+            return pq.ParquetFile(self.fs.open_input_file(path), pre_buffer=True)
 
         try:
-            table = self._with_retries(path, read)
+            file = self._with_retries(path, read)
         except FileNotFoundError:
             raise GhframesError(f"{where}: shard is missing (session {entry.id})") from None
         except (pa.ArrowInvalid, OSError) as exc:
-            raise GhframesError(f"{where}: damaged shard ({exc})") from None
-        try:
-            shard = _Shard(table, path, entry.num_frames)
-        except (pa.ArrowInvalid, KeyError, ValueError) as exc:
-            raise GhframesError(f"{where}: damaged shard ({exc})") from None
-        self._shards[i] = shard
-        total = sum(s.nbytes for s in self._shards.values())
-        while total > self.cache_bytes and len(self._shards) > 2 * self.batch_size:
-            _, old = self._shards.popitem(last=False)
-            total -= old.nbytes
+            raise self._read_error(where, exc) from None
+        self._open_files[i] = None
+        while len(self._open_files) > max(OPEN_SHARDS, 2 * self.batch_size):
+            old, _ = self._open_files.popitem(last=False)
+            if old in self._shards:
+                self._shards[old].file = None  # its layout stays known
+        return file
+
+    def _shard(self, i: int, frame: int) -> _Shard:
+        """Session i's shard layout (read from its footer the first time)."""
+        if i in self._bad:
+            raise GhframesError(self._bad[i])
+        shard = self._shards.get(i)
+        if shard is None:
+            file = self._open(i, frame)
+            path = f"{self.root}/{self.sessions[i].shard}"
+            shard = self._shards[i] = _Shard(file, path, self.sessions[i].num_frames)
         return shard
+
+    def _part(self, i: int, shard: _Shard, k: int) -> _Part:
+        """The row group of session i holding chunk k: read (only its byte range) and cached."""
+        r = shard.group_of(k)
+        key = (i, r)
+        part = self._parts.get(key)
+        if part is not None:
+            self._parts.move_to_end(key)
+            return part
+        if shard.file is None:
+            shard.file = self._open(i, k * FRAMES_PER_CHUNK)
+        else:
+            self._open_files.move_to_end(i)
+        file = shard.file
+        try:
+            table = self._with_retries(
+                shard.path, lambda: file.read_row_group(r, columns=COLUMNS, use_threads=False)
+            )
+            part = _Part(table, shard, shard.group_first[r])
+        except GhframesError:
+            raise
+        except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
+            raise self._read_error(f"{shard.path}: chunk {k}", exc) from None
+        self._parts[key] = part
+        self._parts_bytes += part.nbytes
+        while self._parts_bytes > self.cache_bytes and len(self._parts) > 2 * self.batch_size:
+            _, old = self._parts.popitem(last=False)
+            self._parts_bytes -= old.nbytes
+        return part
 
 
 # -- benchmark ------------------------------------------------------------------------------------
