@@ -22,11 +22,11 @@ from ghframes.terminal import COLS, ROWS
 FRAMES_DIR = "frames"
 SESSION_KEY = "ghframes.session"
 # Chunks per Parquet row group: a reader fetches only the row groups holding the frames it needs
-# (byte ranges on object storage). Measured on the render benchmark's session (43 k frames):
-# 11.3 B/frame as one row group; 15.8 with one chunk per group (each group costs ~1.1 kB of
-# column metadata, page headers, and compression lost on the small actions/cursor pages);
-# 13.3 with 4 (read granularity 1,024 frames); 12.7 with 8.
-CHUNKS_PER_ROW_GROUP = 4
+# (byte ranges on object storage). Measured on the render benchmark's session (43 k frames,
+# segmented chunks, codec.py): 15.6 B/frame with 4 chunks per group, 14.8 with 8 (each group
+# costs ~1.1 kB of column metadata, page headers, and compression lost on the small
+# actions/cursor pages); 8 reads 2,048 frames (~30 kB) at a time, a sensible object-store read.
+CHUNKS_PER_ROW_GROUP = 8
 
 
 def frames_schema() -> schema.TableSchema:

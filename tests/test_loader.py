@@ -80,8 +80,10 @@ def test_ids_are_defined_once():
     assert len(set(ACTION_NAMES)) == len(ACTION_NAMES)
 
 
-@pytest.mark.parametrize(("mode", "T"), [("stream", 100), ("stream", 160), ("window", 100)])
-def test_batches_hold_the_sessions(data, mode, T):  # T < 128: streamed parts; else cached chunks
+@pytest.mark.parametrize(
+    ("mode", "T"), [("stream", 100), ("stream", 160), ("window", 100), ("window", 160)]
+)
+def test_batches_hold_the_sessions(data, mode, T):  # T < 128: streamed parts; else segments
     ds = FrameStream(data, 3, T, mode, seed=1)
     assert ds.schema_version.startswith("1.") and ds.char_vocab == 256
     assert ds.max_seq_len == (
@@ -428,7 +430,7 @@ class S3Proxy:
 
 @pytest.fixture(scope="module")
 def long_data(tmp_path_factory, ray_local):
-    """One long session (about 19 k frames, 74 chunks, 19 row groups)."""
+    """One long session (about 19 k frames, 74 chunks, 10 row groups)."""
     from ghframes.pipelines.render import render_dataset
     from ghframes.session import RenderOptions
 
@@ -551,3 +553,39 @@ def test_s3_transient_faults_are_retried_and_persistent_ones_name_shard_and_chun
     assert {int(s) for b in got for s in b["session"][b["mask"]]} == set(remote.split_sessions) - {
         victim_id
     }
+
+
+def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
+    """Shards written before chunks were cut into segments (one zstd frame per chunk) give the
+    same batches, by every reading path."""
+    import pyarrow.parquet as pq
+    import zstandard
+
+    from ghframes.codec import segments_of
+
+    old = tmp_path / "old"
+    shutil.copytree(data, old)
+    one_frame = zstandard.ZstdCompressor(level=6, write_content_size=True)
+    for path in (old / "frames").rglob("*.parquet"):
+        f = pq.ParquetFile(path)
+        table = f.read()
+        blobs = []
+        for blob in table.column("frames").to_pylist():
+            raw = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True).read()
+            blobs.append(one_frame.compress(raw))
+            assert len(segments_of(blob)) == -(-len(raw) // (48 * 160 * 128)) or len(raw) == 0
+        table = table.set_column(
+            table.schema.get_field_index("frames"), "frames", pa.array(blobs, pa.binary())
+        )
+        pq.write_table(table, path, row_group_size=f.metadata.row_group(0).num_rows)
+        assert all(len(segments_of(b)) == 1 for b in blobs)
+    for mode, t in (("stream", 64), ("stream", 160), ("window", 160)):
+        same(
+            batches(FrameStream(data, 2, t, mode, seed=6)),
+            batches(FrameStream(str(old), 2, t, mode, seed=6)),
+        )
+    sid = ghframes.open_dataset(data).sessions()[0].id
+    assert np.array_equal(
+        ghframes.open_dataset(data).session(sid).frames,
+        ghframes.open_dataset(str(old)).session(sid).frames,
+    )

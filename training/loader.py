@@ -42,7 +42,7 @@ import torch
 import zstandard
 
 from ghframes import shards
-from ghframes.codec import FRAMES_PER_CHUNK
+from ghframes.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT, segments_of
 from ghframes.errors import GhframesError
 from ghframes.frames import FRAMES_DIR, frames_schema
 from ghframes.terminal import COLS, ROWS
@@ -81,6 +81,8 @@ class _Zstd:
                     ctypes.c_void_p,
                     ctypes.c_size_t,
                 ]
+                lib.ZSTD_findFrameCompressedSize.restype = ctypes.c_size_t
+                lib.ZSTD_findFrameCompressedSize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
                 lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
                 lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
                 lib.ZSTD_getErrorName.restype = ctypes.c_char_p
@@ -90,7 +92,8 @@ class _Zstd:
         self.py = zstandard.ZstdDecompressor()
 
     def into(self, src_addr: int, src_len: int, src_view, dest: np.ndarray) -> str | None:
-        """Decompress the frame at src into `dest` (contiguous; its size exactly); error or None."""
+        """Decompress the zstd frames at src into `dest` (contiguous; its size exactly); the
+        error, or None."""
         if self.lib is not None:
             if self.pid != os.getpid():  # a DataLoader worker: a context of its own
                 self.ctx, self.pid = self.lib.ZSTD_createDCtx(), os.getpid()
@@ -101,15 +104,32 @@ class _Zstd:
                 return self.lib.ZSTD_getErrorName(got).decode()
         else:
             try:
-                raw = self.py.decompress(src_view, max_output_size=dest.nbytes)
+                reader = self.py.stream_reader(src_view, read_across_frames=True)
+                got = reader.readinto(dest.reshape(-1).view(np.uint8))
+                while got < dest.nbytes and (
+                    more := reader.readinto(memoryview(dest.reshape(-1).view(np.uint8))[got:])
+                ):
+                    got += more
+                if got == dest.nbytes and reader.read(1):
+                    got += 1
             except zstandard.ZstdError as exc:
                 return str(exc)
-            got = len(raw)
-            if got == dest.nbytes:
-                dest.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
         if got != dest.nbytes:
             return f"decode to {got} bytes, expected {dest.nbytes}"
         return None
+
+    def segments(self, src_addr: int, src_len: int, src_view) -> list[tuple[int, int]]:
+        """(start, end) byte offsets of each zstd frame at src (codec.segments_of's answer)."""
+        if self.lib is None:
+            return segments_of(src_view)
+        out, at = [], 0
+        while at < src_len:
+            n = self.lib.ZSTD_findFrameCompressedSize(src_addr + at, src_len - at)
+            if self.lib.ZSTD_isError(n):
+                raise GhframesError(self.lib.ZSTD_getErrorName(n).decode())
+            out.append((at, at + n))
+            at += n
+        return out
 
 
 _ZSTD = _Zstd()
@@ -195,6 +215,7 @@ class _Part:
         raw = np.frombuffer(cur.buffers()[2], np.uint8)
         self.cursor = raw[coff[0] : coff[-1]].reshape(-1, 2).astype(np.int64)
         self.nbytes = self.data.size + self.actions.nbytes + self.cursor.nbytes
+        self.segment_cache: dict[int, list[tuple[int, int]]] = {}  # chunk -> its zstd frames
 
     def _check_size(self, k: int) -> int:
         size = int(self.itemsize[k - self.k0])
@@ -205,12 +226,45 @@ class _Part:
     def _blob(self, k: int) -> tuple[int, int]:
         return int(self.offsets[k - self.k0]), int(self.offsets[k - self.k0 + 1])
 
-    def decode(self, k: int, dest: np.ndarray, scratch: dict, ascii_: np.ndarray) -> None:
-        """Character ids of chunk k into `dest` (uint8 [num_frames, ROWS, COLS], contiguous).
-        `ascii_[k]` remembers, per chunk of the session, whether its cells are all below 128
-        (1), not (2) or not yet known (0): a chunk seen before skips the scan for Latin-1."""
+    def segment_bytes(self, k: int) -> list[tuple[int, int]]:
+        """Byte ranges in `data` of chunk k's segments (zstd frames of FRAMES_PER_SEGMENT frames)."""
+        got = self.segment_cache.get(k)
+        if got is None:
+            lo, hi = self._blob(k)
+            try:
+                found = _ZSTD.segments(
+                    self.data.address + lo, hi - lo, memoryview(self.data)[lo:hi]
+                )
+            except GhframesError as exc:
+                raise GhframesError(
+                    f"{self.path}: chunk {k}: frames do not decompress ({exc})"
+                ) from None
+            got = self.segment_cache[k] = [(lo + a, lo + b) for a, b in found]
+        return got
+
+    def decode(
+        self,
+        k: int,
+        dest: np.ndarray,
+        scratch: dict,
+        ascii_: np.ndarray,
+        segment: int | None = None,
+    ) -> None:
+        """Character ids of chunk k (or of its segment `segment`) into `dest` (uint8
+        [frames, ROWS, COLS], contiguous). `ascii_[k, 0]` (the chunk) and `ascii_[k, 1 + j]`
+        (its segment j) remember whether the cells are all below 128 (1), not (2) or not yet
+        known (0): frames seen before skip the scan for Latin-1."""
         size = self._check_size(k)
-        lo, hi = self._blob(k)
+        if segment is None:
+            lo, hi = self._blob(k)
+        else:
+            ranges = self.segment_bytes(k)
+            if segment >= len(ranges):
+                raise GhframesError(
+                    f"{self.path}: chunk {k}: {len(ranges)} segments, expected "
+                    f"more than {segment} ({FRAMES_PER_SEGMENT} frames each)"
+                )
+            lo, hi = ranges[segment]
         if size == 1:
             target = dest
         else:
@@ -223,9 +277,12 @@ class _Part:
         if err:
             raise GhframesError(f"{self.path}: chunk {k}: frames do not decompress ({err})")
         if size == 1:
-            seen = ascii_[k]
+            j = 0 if segment is None else 1 + segment
+            seen = 1 if ascii_[k, 0] == 1 else ascii_[k, j]
             if not seen:
-                seen = ascii_[k] = 2 if dest.max() >= ASCII_LIMIT else 1
+                seen = ascii_[k, j] = 2 if dest.max() >= ASCII_LIMIT else 1
+                if segment is None and seen == 1:  # then every segment of it is ASCII too
+                    ascii_[k] = 1
             if seen == 2:  # Latin-1 cells: bucketed ids
                 np.take(BMP_TABLE, dest.copy(), out=dest)
         else:
@@ -242,7 +299,9 @@ class _Part:
         if state is None or state[0] != session or state[1] != k or state[2] > skip:
             lo, hi = self._blob(k)
             dctx = zstandard.ZstdDecompressor()  # one per stream: readers cannot share one
-            reader = dctx.stream_reader(memoryview(self.data)[lo:hi], read_size=1 << 20)
+            reader = dctx.stream_reader(
+                memoryview(self.data)[lo:hi], read_size=1 << 20, read_across_frames=True
+            )
             state = readers[slot] = [session, k, 0, reader]
         n = dest.shape[0]
         try:
@@ -501,10 +560,11 @@ class FrameStream(torch.utils.data.IterableDataset):
         self._open_files: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._parts: collections.OrderedDict[tuple[int, int], _Part] = collections.OrderedDict()
         self._parts_bytes = 0
-        self._ascii: dict[int, np.ndarray] = {}  # session -> per chunk: 0 unknown, 1 ASCII, 2 not
+        # session -> per chunk, for the whole chunk then each segment: 0 unknown, 1 ASCII, 2 not
+        self._ascii: dict[int, np.ndarray] = {}
         self._bad: dict[int, str] = {}
         self._readers: dict = {}  # slot -> [session, chunk, next frame, zstd reader]
-        self._chunk_cache: dict = {}  # slot -> (session, chunk, decoded ids)
+        self._chunk_cache: dict = {}  # slot -> (session, chunk, zstd frame, decoded ids)
         self._scratch: dict = {}
         self._pool: list[dict[str, np.ndarray]] = []
         self._shared: _SharedSlots | None = None  # in a DataLoader worker
@@ -691,7 +751,8 @@ class FrameStream(torch.utils.data.IterableDataset):
             shard = self._shard(i, lo)
             ascii_ = self._ascii.get(i)
             if ascii_ is None:
-                ascii_ = self._ascii[i] = np.zeros(shard.num_chunks, np.int8)
+                segments = FRAMES_PER_CHUNK // FRAMES_PER_SEGMENT
+                ascii_ = self._ascii[i] = np.zeros((shard.num_chunks, 1 + segments), np.int8)
             frames = out["frames"][row, col : col + n]
             c = lo // FRAMES_PER_CHUNK
             while c * FRAMES_PER_CHUNK < hi:
@@ -704,16 +765,8 @@ class FrameStream(torch.utils.data.IterableDataset):
                     part.decode(c, dest, self._scratch, ascii_)
                 elif self.seq_len < 128:  # a small part: continue this slot's zstd stream
                     part.read_part(c, a - c0, dest, self._readers, slot, i, self._scratch)
-                else:  # a large part: decode the chunk once into this slot's buffer, copy
-                    cached = self._chunk_cache.get(slot)
-                    if cached is None or cached[:2] != (i, c):
-                        buf = cached[2] if cached is not None else None
-                        if buf is None or buf.shape[0] < c1 - c0:
-                            buf = np.empty((max(256, c1 - c0), ROWS, COLS), np.uint8)
-                        self._chunk_cache.pop(slot, None)
-                        part.decode(c, buf[: c1 - c0], self._scratch, ascii_)
-                        self._chunk_cache[slot] = cached = (i, c, buf)
-                    dest[:] = cached[2][a - c0 : z - c0]
+                else:  # a large part: the chunk's segments inside [a, z) straight in
+                    self._fill_segments(part, i, c, c0, c1, a, z, dest, slot, ascii_)
                 f = part.first
                 out["actions"][row, col + a - lo : col + z - lo] = part.actions[a - f : z - f]
                 out["cursor"][row, col + a - lo : col + z - lo] = part.cursor[a - f : z - f]
@@ -731,6 +784,38 @@ class FrameStream(torch.utils.data.IterableDataset):
         out["t"][row, col : col + n] = np.arange(lo, hi)
         if lo == 0:
             out["reset"][row, col] = True
+
+    def _fill_segments(
+        self, part: _Part, i: int, c: int, c0: int, c1: int, a: int, z: int, dest, slot, ascii_
+    ) -> None:
+        """Frames [a, z) of chunk c (frames [c0, c1)) into `dest`: each segment of the chunk
+        (codec.py) that lies inside goes straight in; one that straddles a or z is decoded once
+        into this slot's buffer (the lane's next batch takes the rest from there) and copied."""
+        ranges = part.segment_bytes(c)
+        step = FRAMES_PER_SEGMENT if len(ranges) > 1 else c1 - c0  # one: a chunk before segments
+        if len(ranges) != -(-(c1 - c0) // step):
+            raise GhframesError(
+                f"{part.path}: chunk {c}: {len(ranges)} segments for {c1 - c0} frames "
+                f"(expected one per {FRAMES_PER_SEGMENT})"
+            )
+        for j in range(len(ranges)):
+            p0 = c0 + j * step
+            p1 = min(p0 + step, c1)
+            u, v = max(a, p0), min(z, p1)
+            if u >= v:
+                continue
+            if u == p0 and v == p1:
+                part.decode(c, dest[u - a : v - a], self._scratch, ascii_, segment=j)
+                continue
+            cached = self._chunk_cache.get(slot)
+            if cached is None or cached[:3] != (i, c, j):
+                buf = cached[3] if cached is not None else None
+                if buf is None or buf.shape[0] < p1 - p0:
+                    buf = np.empty((max(FRAMES_PER_CHUNK, p1 - p0), ROWS, COLS), np.uint8)
+                self._chunk_cache.pop(slot, None)
+                part.decode(c, buf[: p1 - p0], self._scratch, ascii_, segment=j)
+                self._chunk_cache[slot] = cached = (i, c, j, buf)
+            dest[u - a : v - a] = cached[3][u - p0 : v - p0]
 
     # -- shards ---------------------------------------------------------------------------------
 
