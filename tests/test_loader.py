@@ -83,7 +83,7 @@ def test_ids_are_defined_once():
 @pytest.mark.parametrize(
     ("mode", "T"), [("stream", 100), ("stream", 160), ("window", 100), ("window", 160)]
 )
-def test_batches_hold_the_sessions(data, mode, T):  # T < 128: streamed parts; else segments
+def test_batches_hold_the_sessions(data, mode, T):  # T < segment, T > segment
     ds = FrameStream(data, 3, T, mode, seed=1)
     assert ds.schema_version.startswith("1.") and ds.char_vocab == 256
     assert ds.max_seq_len == (

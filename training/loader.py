@@ -1,7 +1,7 @@
 """The streaming dataloader: rendered frame shards (DATA/frames) into training batches.
 
 `FrameStream(source, batch_size, seq_len, mode, seed, split, rank, world_size, ...)` is a
-`torch.utils.data.IterableDataset` of batch dicts (see `FrameStream` and README_LOADER.md):
+`torch.utils.data.IterableDataset` of batch dicts (see `FrameStream` and the README, "The streaming dataloader"):
 
     frames  uint8 [B, T, 48, 160]  character ids (schemas/chars.json), 0 where mask is False
     actions long  [B, T]           action ids (index into `action_names`)
@@ -288,67 +288,6 @@ class _Part:
         else:
             char_ids(target, out=dest)
 
-    def read_part(
-        self, k: int, skip: int, dest: np.ndarray, readers: dict, slot, session: int, scratch: dict
-    ) -> None:
-        """Frames [skip, skip + len(dest)) of chunk k into `dest` by streaming decompression,
-        continuing the reader of `slot` where it stopped (a lane's next batch goes on reading
-        the chunk its previous batch began): no frame is decoded twice, none copied again."""
-        size = self._check_size(k)
-        state = readers.get(slot)
-        if state is None or state[0] != session or state[1] != k or state[2] > skip:
-            lo, hi = self._blob(k)
-            dctx = zstandard.ZstdDecompressor()  # one per stream: readers cannot share one
-            reader = dctx.stream_reader(
-                memoryview(self.data)[lo:hi], read_size=1 << 20, read_across_frames=True
-            )
-            state = readers[slot] = [session, k, 0, reader]
-        n = dest.shape[0]
-        try:
-            if state[2] < skip:  # frames of other batches (another worker's): decode, drop
-                junk = scratch.get("skip")
-                if junk is None:
-                    junk = scratch["skip"] = np.empty(256 * CELLS * 4, np.uint8)
-                todo = (skip - state[2]) * CELLS * size
-                while todo:
-                    got = _readinto(state[3], junk[: min(todo, junk.size)], self.path, k)
-                    todo -= got
-                state[2] = skip
-            if size == 1:
-                target = dest
-            else:
-                buf = scratch.get(size)
-                if buf is None or buf.shape[0] < n:
-                    buf = scratch[size] = np.empty((max(256, n), ROWS, COLS), f"<u{size}")
-                target = buf[:n]
-            _readinto(state[3], target.reshape(-1).view(np.uint8), self.path, k)
-        except GhframesError:
-            readers.pop(slot, None)
-            raise
-        state[2] = skip + n
-        if size == 1:
-            if dest.max() >= ASCII_LIMIT:
-                np.take(BMP_TABLE, dest.copy(), out=dest)
-        else:
-            char_ids(target, out=dest)
-
-
-def _readinto(reader, out: np.ndarray, path: str, k: int) -> int:
-    """Fill `out` (uint8) from the zstd stream `reader`; an error names the shard and chunk."""
-    view = memoryview(out)
-    done = 0
-    try:
-        while done < len(view):
-            got = reader.readinto(view[done:])
-            if not got:
-                break
-            done += got
-    except zstandard.ZstdError as exc:
-        raise GhframesError(f"{path}: chunk {k}: frames do not decompress ({exc})") from None
-    if done != len(view):
-        raise GhframesError(f"{path}: chunk {k}: frames end early (truncated chunk)")
-    return done
-
 
 # -- batches in shared memory, for DataLoader workers ---------------------------------------------
 
@@ -463,7 +402,7 @@ class SessionEntry:
 
 
 class FrameStream(torch.utils.data.IterableDataset):
-    """Batches of rendered sessions (module docstring; README_LOADER.md).
+    """Batches of rendered sessions (module docstring; the README).
 
     source: a DATA path or a pyarrow filesystem URI (`s3://bucket/data?endpoint_override=...`).
     mode "stream": row b of consecutive batches is lane b, whole sessions back to back (sessions
@@ -563,7 +502,6 @@ class FrameStream(torch.utils.data.IterableDataset):
         # session -> per chunk, for the whole chunk then each segment: 0 unknown, 1 ASCII, 2 not
         self._ascii: dict[int, np.ndarray] = {}
         self._bad: dict[int, str] = {}
-        self._readers: dict = {}  # slot -> [session, chunk, next frame, zstd reader]
         self._chunk_cache: dict = {}  # slot -> (session, chunk, zstd frame, decoded ids)
         self._scratch: dict = {}
         self._pool: list[dict[str, np.ndarray]] = []
@@ -614,7 +552,6 @@ class FrameStream(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batch = int(epoch), 0
-        self._readers.clear()
         self._chunk_cache.clear()
 
     def __len__(self) -> int:
@@ -763,9 +700,7 @@ class FrameStream(torch.utils.data.IterableDataset):
                 dest = frames[a - lo : z - lo]
                 if a == c0 and z == c1:  # the whole chunk: straight into the batch
                     part.decode(c, dest, self._scratch, ascii_)
-                elif self.seq_len < 128:  # a small part: continue this slot's zstd stream
-                    part.read_part(c, a - c0, dest, self._readers, slot, i, self._scratch)
-                else:  # a large part: the chunk's segments inside [a, z) straight in
+                else:  # a part: the chunk's segments inside [a, z) straight in, one cut, cached
                     self._fill_segments(part, i, c, c0, c1, a, z, dest, slot, ascii_)
                 f = part.first
                 out["actions"][row, col + a - lo : col + z - lo] = part.actions[a - f : z - f]
