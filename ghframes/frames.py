@@ -46,7 +46,7 @@ def write_session(fs, path: str, session_id: str, chunks: dict[str, list], metad
         row_group_size=CHUNKS_PER_ROW_GROUP,
         # min/max of the frames blobs would copy every blob into the footer; no reader filters
         write_statistics=False,
-        extra_metadata={
+        footer_metadata={
             SESSION_KEY: json.dumps(dict(metadata, session=session_id), sort_keys=True)
         },
     )
@@ -55,7 +55,7 @@ def write_session(fs, path: str, session_id: str, chunks: dict[str, list], metad
 def read_session_metadata(fs, path: str) -> dict:
     """The session description stored in the shard at `path` (reads the footer only)."""
     shard = shards.open_shard(fs, path, frames_schema())
-    raw = (shard.schema_arrow.metadata or {}).get(SESSION_KEY.encode())
+    raw = shards.footer_value(shard, SESSION_KEY)
     if raw is None:
         raise GhframesError(f"{path}: shard has no session description")
     return json.loads(raw)

@@ -88,31 +88,43 @@ def write_table(
     table: pa.Table,
     schema: TableSchema,
     row_group_size: int = 1024,
-    extra_metadata: dict[str, str] | None = None,
+    footer_metadata: dict[str, str] | None = None,
     write_statistics: bool | list[str] = True,
 ) -> int:
     """Write `table` as a zstd Parquet shard of `schema` at `path`, atomically; return its bytes.
 
+    `footer_metadata`: key-value pairs for the Parquet footer only (`footer_value` reads them),
+    not also inside the stored Arrow schema, which would hold a second, base64 copy.
     `write_statistics`: True, False or the columns to keep min/max for (per row group, in the
     footer; a binary column's statistics hold whole values)."""
-    metadata = dict(schema.arrow.metadata)
-    metadata.update({k.encode(): v.encode() for k, v in (extra_metadata or {}).items()})
-    table = table.cast(schema.arrow).replace_schema_metadata(metadata)
+    table = table.cast(schema.arrow).replace_schema_metadata(schema.arrow.metadata)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     target = _tmp_name(path) if _is_local(fs) else path
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         target,
+        table.schema,
         filesystem=fs,
         compression=COMPRESSION,
-        row_group_size=row_group_size,
         # Determinism: byte-identical shards for identical input.
         write_statistics=write_statistics,
         store_schema=True,
-    )
+    ) as writer:
+        writer.write_table(table, row_group_size=row_group_size)
+        if footer_metadata:
+            writer.add_key_value_metadata(footer_metadata)
     if target != path:
         fs.move(target, path)
     return fs.get_file_info(path).size
+
+
+def footer_value(shard: pq.ParquetFile, key: str) -> str | None:
+    """A `footer_metadata` value of `shard` (or, in shards written before it existed, the
+    stored Arrow schema's)."""
+    for metadata in (shard.metadata.metadata, shard.schema_arrow.metadata):
+        raw = (metadata or {}).get(key.encode())
+        if raw is not None:
+            return raw.decode()
+    return None
 
 
 def open_shard(fs: pafs.FileSystem, path: str, schema: TableSchema) -> pq.ParquetFile:

@@ -252,7 +252,7 @@ def test_damaged_shards_name_shard_and_chunk(data, tmp_path):
     import pyarrow.parquet as pq
 
     from ghframes import shards
-    from ghframes.frames import frames_schema
+    from ghframes.frames import SESSION_KEY, frames_schema
 
     path.write_bytes(raw)
     table = pq.read_table(path)
@@ -267,11 +267,7 @@ def test_damaged_shards_name_shard_and_chunk(data, tmp_path):
         str(path),
         table.replace_schema_metadata(None),
         frames_schema(),
-        extra_metadata={
-            k.decode(): v.decode()
-            for k, v in pq.read_schema(path).metadata.items()
-            if k.decode().startswith("ghframes.session")
-        },
+        footer_metadata={SESSION_KEY: shards.footer_value(pq.ParquetFile(path), SESSION_KEY)},
     )
     with pytest.raises(GhframesError, match=rf"^{path}: chunk 1: frames do not decompress"):
         list(FrameStream(str(copy), 1, 64, "stream"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,7 +15,8 @@ import pytest
 
 import ghframes
 from ghframes import cli
-from ghframes.codec import decode_chunk, encode_chunk
+from ghframes.codec import decode_chunk, encode_chunk, segments_of
+from ghframes.errors import GhframesError
 from ghframes.frames import frames_stats
 from ghframes.sample import write_edits
 from ghframes.session import RenderOptions, render_session, shell_word, shown_path, split_sessions
@@ -155,6 +157,43 @@ def test_codec_picks_the_narrowest_dtype():
     frames[2, 0, 0] = 0x1F600
     itemsize, blob = encode_chunk(frames)
     assert itemsize == 4 and (decode_chunk(blob, 4, 3) == frames).all()
+
+
+def test_chunks_are_segments_of_128_frames():
+    """Each 128 frames of a chunk are a zstd frame of their own (a reader can decode half a
+    chunk); the whole blob still decodes in one call, and a cut blob is one clear error."""
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(32, 127, (1, 48, 160)), 256, 0).astype(np.uint32)
+    frames[np.arange(256), 5, np.arange(256) % 160] = ord("x")  # typing: one cell a frame
+    itemsize, blob = encode_chunk(frames)
+    segments = segments_of(blob)
+    assert len(segments) == 2 and segments[0][0] == 0 and segments[-1][1] == len(blob)
+    assert (decode_chunk(blob, itemsize, 256) == frames).all()
+    first = blob[segments[0][0] : segments[0][1]]
+    assert (decode_chunk(first, itemsize, 128) == frames[:128]).all()
+    assert len(segments_of(encode_chunk(frames[:100])[1])) == 1
+    with pytest.raises(GhframesError, match=r"^c: frames decode to \d+ bytes, expected"):
+        decode_chunk(blob[: segments[0][1]], itemsize, 256, "c")
+
+
+def test_session_description_is_stored_once_in_the_footer(tmp_path):
+    """The session JSON sits in the Parquet footer's key-value metadata, not a second time
+    (base64) inside the stored Arrow schema."""
+    import base64
+
+    import pyarrow.parquet as pq
+
+    from ghframes.frames import SESSION_KEY, read_session_metadata, write_session
+    from ghframes.shards import filesystem
+
+    chunks, meta = render_session("local/tiny", commits_from(tiny_repo()), RenderOptions())
+    fs, root = filesystem(str(tmp_path))
+    write_session(fs, f"{root}/s.parquet", "sid", chunks, meta)
+    footer = pq.ParquetFile(tmp_path / "s.parquet").metadata.metadata
+    stored = json.loads(footer[SESSION_KEY.encode()])
+    assert stored == json.loads(json.dumps(dict(meta, session="sid")))
+    assert read_session_metadata(fs, f"{root}/s.parquet") == stored
+    assert SESSION_KEY.encode() not in base64.b64decode(footer[b"ARROW:schema"])
 
 
 def test_shell_words_are_typable_and_quoted():
