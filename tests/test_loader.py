@@ -585,3 +585,14 @@ def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
         ghframes.open_dataset(data).session(sid).frames,
         ghframes.open_dataset(str(old)).session(sid).frames,
     )
+
+
+def test_without_libzstd_the_batches_are_the_same(data, monkeypatch):
+    """The python-zstandard fallback (no loadable libzstd) decodes segments identically."""
+    from ghframes.training import loader
+
+    for mode, t in (("stream", 160), ("window", 64)):
+        fast = batches(FrameStream(data, 2, t, mode, seed=8))
+        with monkeypatch.context() as m:
+            m.setattr(loader._ZSTD, "lib", None)
+            same(fast, batches(FrameStream(data, 2, t, mode, seed=8)))
