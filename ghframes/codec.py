@@ -8,10 +8,10 @@ cells, so zstd's matches at a distance of one frame make a typing frame cost ten
 decoding a chunk is one zstd call (libzstd decodes concatenated frames in one go) and a view.
 
 Why segments: a reader that needs only some of a chunk's frames (a training batch ending
-inside it) decodes only the segments that hold them, straight into place. Measured on rendered typing
-sessions: 9.8 bytes/frame for one zstd frame per 256-frame chunk, 11.7 with segments of 128
-(the price of restarting the match history), 15.9 with segments of 64. Chunks written as one zstd
-frame (before segments) are read the same way: a chunk of one segment.
+inside it) decodes only the segments that hold them, straight into place. Measured on rendered
+typing sessions: 9.8 bytes/frame for one zstd frame per 256-frame chunk, 11.7 with segments of
+128 (the price of restarting the match history), 15.9 with segments of 64. Chunks written as one
+zstd frame (before segments) are read the same way: a chunk of one segment.
 """
 
 from __future__ import annotations
