@@ -114,6 +114,17 @@ def realistic_history(num_files: int = 12, edits_per_file: int = 3) -> list[list
     return commits
 
 
+def realistic_edit_rows(num_files: int = 12, edits_per_file: int = 3) -> list[dict]:
+    """`realistic_history` as the rows `ghframes.sample.write_edits` takes (its own columns
+    default there), for benchmarks and tests that write edits without a git history."""
+    keep = ("commit_index", "path", "status", "before", "after")
+    return [
+        {k: r[k] for k in keep}
+        for commit in realistic_history(num_files, edits_per_file)
+        for r in commit
+    ]
+
+
 def bench_render(seconds: float = 5.0) -> list[dict]:
     """Frames rendered per second on one core over whole realistic sessions, and bytes per frame.
 

@@ -16,21 +16,12 @@ from test_render import tiny_repo
 
 import ghframes
 from ghframes.errors import GhframesError
+from ghframes.render import realistic_edit_rows
 from ghframes.sample import write_edits
 from ghframes.training.chars import ACTION_NAMES, CHAR_VOCAB, action_ids, char_id, char_ids
 from ghframes.training.loader import FrameStream
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def history_rows(num_files: int, edits_per_file: int) -> list[dict]:
-    """The render benchmark's realistic history as write_edits rows."""
-    from ghframes.render import realistic_history
-
-    keep = ("commit_index", "path", "status", "before", "after")
-    return [
-        {k: r[k] for k in keep} for c in realistic_history(num_files, edits_per_file) for r in c
-    ]
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +33,7 @@ def data(tmp_path_factory, ray_local):
     write_edits(
         root,
         {
-            "github.com/bench/history": history_rows(3, 2),
+            "github.com/bench/history": realistic_edit_rows(3, 2),
             "local/tiny": tiny_repo(3),
             "local/t2": tiny_repo(5),
         },
@@ -431,7 +422,7 @@ def long_data(tmp_path_factory, ray_local):
     from ghframes.session import RenderOptions
 
     root = tmp_path_factory.mktemp("loader-long") / "data"
-    write_edits(root, {"github.com/bench/long": history_rows(6, 2)})
+    write_edits(root, {"github.com/bench/long": realistic_edit_rows(6, 2)})
     render_dataset(str(root), RenderOptions(max_frames_per_session=1_000_000))
     return str(root)
 

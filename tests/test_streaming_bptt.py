@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_model import SMALL
 
-from ghframes.training.model import ActionModel, ModelConfig
+from ghframes.training.model import ActionModel
 from ghframes.training.streaming import (
     SavedTensorMeter,
     plain_bptt,
     streaming_bptt,
     streaming_forward,
 )
-
-SMALL = ModelConfig(
-    char_vocab=20, action_vocab=11, rows=8, cols=16, merge_dims=(8, 16), stage_blocks=(1, 1), heads=2,
-    d_model=16, lstm_layers=2,
-)  # fmt: skip
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -336,6 +336,7 @@ class ListSource:
 def test_evaluation_skips_empty_lanes_without_changing_the_result():
     """Lanes with no valid step are not computed; the loss over the valid steps, with each
     lane's state carried from batch to batch, is what the full model computes."""
+    from ghframes.training.bench import random_batch
     from ghframes.training.metrics import Accumulator
     from ghframes.training.train import Processes, evaluate
 
@@ -344,20 +345,11 @@ def test_evaluation_skips_empty_lanes_without_changing_the_result():
         dataclasses.replace(TINY, char_vocab=128, action_vocab=len(FakeBatches.action_names))
     )
     b, t = 3, 8
-    g = torch.Generator().manual_seed(1)
-    batches = []
-    for k in range(2):
-        mask = torch.ones(b, t, dtype=torch.bool)
-        mask[1] = False  # a lane with no held-out session
+    batches = [random_batch(model.cfg, b, t, torch.device("cpu"), seed=k) for k in range(2)]
+    for k, batch in enumerate(batches):
+        batch["mask"][1] = False  # a lane with no held-out session
         if k:
-            mask[2, 3:] = False  # a lane whose session ends
-        batches.append({
-            "frames": torch.randint(0, 128, (b, t, 48, 160), generator=g),
-            "cursor": torch.randint(0, 48, (b, t, 2), generator=g),
-            "actions": torch.randint(0, model.cfg.action_vocab, (b, t), generator=g),
-            "reset": torch.zeros(b, t, dtype=torch.bool),
-            "mask": mask,
-        })  # fmt: skip
+            batch["mask"][2, 3:] = False  # a lane whose session ends
     cfg = small_run(Path("unused"), batch_size=b, seq_len=t, chunk_len=4, eval_batches=2)
     acc = Accumulator(FakeBatches.action_names, t, torch.device("cpu"))
     procs = Processes(0, 1, torch.device("cpu"))

@@ -842,17 +842,11 @@ class FrameStream(torch.utils.data.IterableDataset):
 def build_bench_data(data: str, num_files: int = 8, edits_per_file: int = 3) -> None:
     """Render a realistic history into DATA (edits written here, frames by the render stage)."""
     from ghframes.pipelines.render import render_dataset
-    from ghframes.render import realistic_history
+    from ghframes.render import realistic_edit_rows
     from ghframes.sample import write_edits
     from ghframes.session import RenderOptions
 
-    keep = ("commit_index", "path", "status", "before", "after")
-    rows = [
-        {k: r[k] for k in keep}
-        for commit in realistic_history(num_files, edits_per_file)
-        for r in commit
-    ]
-    write_edits(data, {"bench/loader": rows})
+    write_edits(data, {"bench/loader": realistic_edit_rows(num_files, edits_per_file)})
     render_dataset(data, RenderOptions(max_frames_per_session=4000), num_cpus=2)
 
 
