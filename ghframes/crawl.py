@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 
 from ghframes.errors import GhframesError
@@ -24,8 +25,11 @@ def check_writable(data: str) -> None:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe) or (probe == path and not os.path.isdir(path)):
         raise GhframesError(f"{data}: not a directory ({probe} is a file)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise GhframesError(f"{data}: not writable")
+    # Try it: permission bits do not tell for root, read-only mounts or pseudo-filesystems.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ghframes-probe-", dir=probe))
+    except OSError as exc:
+        raise GhframesError(f"{data}: not writable ({exc.strerror or exc})") from None
 
 
 def _github_sources(

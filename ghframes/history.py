@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, FileMode, SortMode
 
+from ghframes import schema
+
 # Paths whose content is vendored or generated rather than written by a person. Matched against
 # the full path (`**/` prefix implied) and, for the directory patterns, any path component.
 VENDORED_FILES = (
@@ -51,21 +53,8 @@ STATUS = {
     # A file that changed kind (file <-> symlink) is a modification of whichever side is a file.
     DeltaStatus.TYPECHANGE: "modified",
 }
-COLUMNS = (
-    "repo",
-    "commit",
-    "parent",
-    "commit_index",
-    "author_time",
-    "author_tz",
-    "message",
-    "path",
-    "old_path",
-    "status",
-    "mode",
-    "before",
-    "after",
-)
+# The edits table's columns, from their one definition in schemas/edits.json.
+COLUMNS = tuple(schema.load("edits").names)
 
 
 def is_vendored(path: str) -> bool:
@@ -108,8 +97,19 @@ def first_parent_chain(
     return list(walker)
 
 
-def is_ancestor(repo: pygit2.Repository, ancestor: pygit2.Oid, head: pygit2.Oid) -> bool:
-    return ancestor == head or repo.descendant_of(head, ancestor)
+def commits_since(
+    repo: pygit2.Repository, since: pygit2.Oid, head: pygit2.Oid
+) -> list[pygit2.Commit] | None:
+    """The first-parent chain ending at `head` after `since`, oldest first; None unless `since`
+    is on that chain (it is not when the history was rewritten, or when `since` was merely
+    merged in as a later parent, which would shift every `commit_index` after it)."""
+    if since == head:
+        return []
+    # After a rewrite and a gc, the old head may no longer exist at all.
+    if since not in repo or not repo.descendant_of(head, since):
+        return None
+    chain = first_parent_chain(repo, head, since)
+    return chain if chain and chain[0].parent_ids[:1] == [since] else None
 
 
 def _skip_reason(

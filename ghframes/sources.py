@@ -6,6 +6,7 @@ fetched incrementally afterwards. Credentials never become part of a URL, a path
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -42,8 +43,16 @@ class Source:
 
     @property
     def key(self) -> str:
-        """The repository's folder name under DATA/edits: escaped identity plus a hash of it."""
-        return safe_name(self.repo)
+        """The repository's folder name under DATA/edits: escaped identity plus a hash of it.
+
+        A local repository's identity is only its folder's name, which two repositories can
+        share (`a/app`, `b/app`), so for those the hash is of the absolute location instead.
+        """
+        name = safe_name(self.repo)
+        if self.kind == "path" or self.location.startswith("file://"):
+            digest = hashlib.sha256(self.location.encode()).hexdigest()[:10]
+            name = f"{name.rsplit('-', 1)[0]}-{digest}"
+        return name
 
 
 def redact(url: str) -> str:
@@ -98,18 +107,26 @@ def parse_source(spec: str) -> Source:
 
 
 class _Credentials(pygit2.RemoteCallbacks):
-    """Answers credential requests: the GitHub token over https, the ssh agent over ssh."""
+    """Answers credential requests: the ssh agent over ssh; the GitHub token only over https to
+    `token_host`, so a server that merely asks for a password (or a redirect) never receives it."""
 
-    def __init__(self, token: str | None):
+    def __init__(self, token: str | None, token_host: str | None):
         super().__init__()
         self._token = token
+        self._token_host = token_host
 
     def credentials(self, url, username_from_url, allowed_types):
         if allowed_types & pygit2.enums.CredentialType.SSH_KEY:
             return pygit2.KeypairFromAgent(username_from_url or "git")
-        if self._token and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+        parts = urllib.parse.urlsplit(url)
+        if (
+            self._token
+            and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT
+            and parts.scheme == "https"
+            and parts.hostname == self._token_host
+        ):
             return pygit2.UserPass("x-access-token", self._token)
-        return None
+        raise pygit2.Passthrough  # no credentials: libgit2 fails with an authentication error
 
 
 def _open_local(source: Source) -> pygit2.Repository:
@@ -121,7 +138,11 @@ def _open_local(source: Source) -> pygit2.Repository:
 
 def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> pygit2.Repository:
     path = os.path.join(cache_dir, source.key + ".git")
-    callbacks = _Credentials(token)
+    # The token is GitHub's: only the clone URL the API gave for an OWNER/NAME source may get it.
+    token_host = (
+        urllib.parse.urlsplit(source.location).hostname if source.kind == "github" else None
+    )
+    callbacks = _Credentials(token, token_host)
     if os.path.isdir(path):
         repo = pygit2.Repository(path)
         if fetch:

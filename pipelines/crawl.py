@@ -2,7 +2,8 @@
 
 Two rounds of tasks. `resolve` opens each repository (cloning or fetching its mirror) and finds
 the head and first-parent root commit; repositories sharing a root (forks, mirrors) are then
-mined once, the first in input order winning. `mine_repository` mines only commits the
+mined once, the one an earlier run mined winning, else the first in input order. A task that
+dies of something unforeseen fails only its repository. `mine_repository` mines only commits the
 repository's state file does not cover yet, writes its shards, then its state file; the driver
 writes `DATA/edits/manifest.json` last. A run killed anywhere and re-run ends with every commit
 mined exactly once, and a re-run retries only repositories that failed.
@@ -91,18 +92,28 @@ def mine_repository(
     try:
         repo = open_repository(source, options.cache_dir, fetch=False, token=token)
         state = shards.read_json(fs, state_path)
-        since, first_index, kept, skipped = None, 0, [], Counter()
-        if state and state.get("status") == "ok" and state.get("root") == root:
+        commits, first_index, earlier_changes, kept, skipped = None, 0, 0, [], Counter()
+        if (
+            state
+            and state.get("status") == "ok"
+            and state.get("root") == root
+            # Rows mined under another size limit would not match a fresh crawl's.
+            and state.get("max_file_bytes") == options.max_file_bytes
+        ):
             if state["head"] == head:
                 return state | {"metadata": source.metadata or state.get("metadata", {})}
-            if history.is_ancestor(repo, pygit2.Oid(hex=state["head"]), pygit2.Oid(hex=head)):
-                since = pygit2.Oid(hex=state["head"])
+            commits = history.commits_since(
+                repo, pygit2.Oid(hex=state["head"]), pygit2.Oid(hex=head)
+            )
+            if commits is None:
+                log.warning("%s: history was rewritten; mining it again from the root", source.spec)
+            else:
                 first_index = state["commits"]
+                earlier_changes = state["changes"]
                 kept = list(state["shards"])
                 skipped.update(state["skipped"])
-            else:
-                log.warning("%s: history was rewritten; mining it again from the root", source.spec)
-        commits = history.first_parent_chain(repo, pygit2.Oid(hex=head), since)
+        if commits is None:
+            commits = history.first_parent_chain(repo, pygit2.Oid(hex=head))
         stats = history.MiningStats(skipped=skipped)
         for batch in history.mine(
             repo,
@@ -120,17 +131,17 @@ def mine_repository(
             table = pa.table(batch.columns, schema=edit_schema.arrow)
             shards.write_table(fs, f"{edits}/{name}", table, edit_schema, row_group_size=256)
             kept.append(name)
-        total_changes = (state or {}).get("changes", 0) if since else 0
         entry = _entry(
             source,
             status="ok",
             root=root,
             head=head,
             commits=first_index + stats.commits,
-            changes=total_changes + stats.changes,
+            changes=earlier_changes + stats.changes,
             bytes=sum(fs.get_file_info(f"{edits}/{name}").size for name in kept),
             shards=kept,
             skipped=dict(sorted(stats.skipped.items())),
+            max_file_bytes=options.max_file_bytes,
         )
         shards.write_json_atomic(fs, state_path, entry)
         _remove_unlisted(fs, f"{edits}/{source.key}", {f"{edits}/{name}" for name in kept})
@@ -163,16 +174,31 @@ def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:
 
 
 def _gather(refs: list, on_done: Callable[[int, object], None]) -> list:
-    """Wait for every ref, calling `on_done(index, result)` as each finishes; results in order."""
+    """Wait for every ref, calling `on_done(index, result)` as each finishes; results in order.
+
+    A task that raised something unforeseen, or whose worker died, gives its `RayError` as its
+    result instead of stopping the run: it is one repository's failure, not the crawl's.
+    """
     index = {ref: i for i, ref in enumerate(refs)}
     results: list = [None] * len(refs)
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         i = index[done[0]]
-        results[i] = ray.get(done[0])
+        try:
+            results[i] = ray.get(done[0])
+        except ray.exceptions.RayError as exc:
+            results[i] = exc
         on_done(i, results[i])
     return results
+
+
+def _task_error(source: Source, exc: ray.exceptions.RayError, token: str | None) -> str:
+    """One line naming `source` and what its task died of."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = f"{source.spec}: {type(cause).__name__}: {lines[0] if lines else 'no message'}"
+    return text.replace(token, "***") if token else text
 
 
 def crawl(
@@ -187,6 +213,13 @@ def crawl(
     """Crawl `sources` into DATA/edits and return the manifest written last."""
     fs, edits = _edits_dir(data)
     list(shards.remove_stale_temporaries(fs, edits))
+    previous = shards.read_json(fs, f"{edits}/{shards.MANIFEST}") or {}
+    # Roots mined by earlier runs keep their owner, so a fork crawled later is not mined again.
+    owner_of_root = {
+        e["root"]: e["key"]
+        for e in previous.get("repos", {}).values()
+        if e["status"] == "ok" and e.get("root")
+    }
     started = _ensure_ray(ray_address, num_cpus)
     try:
         resolve_task = ray.remote(resolve).options(max_retries=1)
@@ -197,44 +230,47 @@ def crawl(
             lambda i, r: bar.update(1),
         )
         entries: dict[int, dict] = {}
-        owner_of_root: dict[str, Source] = {}
         refs, ref_source = [], []
         for i, (source, res) in enumerate(zip(sources, resolved, strict=True)):
-            if "error" in res:
+            if isinstance(res, ray.exceptions.RayError):
+                entries[i] = _entry(source, error=_task_error(source, res, token))
+                bar.update(1)
+            elif "error" in res:
                 entries[i] = _entry(source, error=res["error"])
                 bar.update(1)
-            elif res["root"] in owner_of_root:
-                first = owner_of_root[res["root"]]
+            elif (owner := owner_of_root.setdefault(res["root"], source.key)) != source.key:
                 entries[i] = _entry(
                     source,
                     status="duplicate",
                     root=res["root"],
                     head=res["head"],
-                    duplicate_of=first.key,
+                    duplicate_of=owner,
                 )
                 bar.update(1)
             else:
-                owner_of_root[res["root"]] = source
                 refs.append(
                     mine_task.remote(source, data, res["head"], res["root"], options, token)
                 )
                 ref_source.append(i)
         counts = Counter()
 
-        def mined(j: int, entry: dict) -> None:
-            counts["commits"] += entry["commits"]
-            counts["changes"] += entry["changes"]
+        def mined(j: int, entry: dict | ray.exceptions.RayError) -> None:
+            if isinstance(entry, dict):
+                counts["commits"] += entry["commits"]
+                counts["changes"] += entry["changes"]
             bar.set_postfix(commits=counts["commits"], changes=counts["changes"], refresh=False)
             bar.update(1)
 
         for j, entry in enumerate(_gather(refs, mined)):
-            entries[ref_source[j]] = entry
+            i = ref_source[j]
+            if isinstance(entry, ray.exceptions.RayError):
+                entry = _entry(sources[i], error=_task_error(sources[i], entry, token))
+            entries[i] = entry
         bar.close()
     finally:
         if started:
             ray.shutdown()
-    manifest = shards.read_json(fs, f"{edits}/{shards.MANIFEST}") or {}
-    repos = dict(manifest.get("repos", {}))
+    repos = dict(previous.get("repos", {}))
     for i in sorted(entries):
         repos[entries[i]["key"]] = entries[i]
     edit_schema = schema.load(EDITS)

@@ -236,6 +236,17 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, make_
         assert not out.exists()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_out_that_cannot_be_created_is_one_line_even_for_root(make_repo, capsys):
+    good = make_repo("good")
+    good.commit("one", {"a": "a\n"})
+    out = "/proc/ghframes-data"  # its permission bits say writable to root; mkdir still fails
+    assert crawl(str(good.path), "--out", out) == 2
+    assert capsys.readouterr().err == (
+        f"ghframes: error: {out}: not writable (No such file or directory)\n"
+    )
+
+
 def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
     sources = []
     for i in range(6):
@@ -336,3 +347,88 @@ def test_rewritten_history_is_mined_again_from_the_root(make_repo, tmp_path):
     assert rows(data).column("after").to_pylist() == ["x = 1\n", "x = 22\n"]
     on_disk = sorted(p.name for p in (data / "edits" / new["key"]).glob("*.parquet"))
     assert on_disk == sorted(name.split("/")[1] for name in new["shards"])
+
+
+def test_a_task_that_dies_of_something_unforeseen_fails_only_its_repository(make_repo, tmp_path):
+    from ghframes.pipelines.crawl import CrawlOptions
+    from ghframes.pipelines.crawl import crawl as run_crawl
+    from ghframes.sources import parse_source
+
+    good = make_repo("good")
+    good.commit("one", {"a.py": "x = 1\n"})
+    url = f"file://{good.path}"
+    # A mirror cache that is not a folder name: only the URL source uses it, and its TypeError
+    # inside that source's task stands for any bug the crawl did not foresee.
+    options = CrawlOptions(cache_dir=7)
+    data = tmp_path / "data"
+    run_crawl([parse_source(str(good.path)), parse_source(url)], str(data), options, progress=False)
+    repos = {e["kind"]: e for e in manifest(data)["repos"].values()}
+    assert (repos["path"]["status"], repos["path"]["commits"]) == ("ok", 1)
+    assert repos["url"]["status"] == "failed"
+    assert repos["url"]["error"].startswith(f"{url}: TypeError: ")
+    assert "\n" not in repos["url"]["error"]
+
+
+def test_an_old_head_merged_in_from_a_side_branch_is_mined_again(make_repo, tmp_path):
+    r = make_repo("proj")
+    r.commit("A", {"a.py": "a\n"})
+    r.commit("B", {"b.py": "b\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    # The branch moves to a merge whose first parent is a side branch: the old head B is
+    # reachable, but no longer on the first-parent history (A, S, M).
+    r.git("checkout", "-q", "-b", "side", "HEAD~1")
+    r.commit("S", {"s.py": "s\n"})
+    r.git("merge", "-q", "--no-ff", "-m", "M", "main")
+    r.git("checkout", "-q", "main")
+    r.git("reset", "-q", "--hard", "side")
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    fresh = tmp_path / "fresh"
+    assert crawl(str(r.path), "--out", str(fresh)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert entry["commits"] == 3
+    assert rows(data).column("message").to_pylist() == ["A\n", "S\n", "M\n"]
+    assert rows(data).equals(rows(fresh))
+
+
+def test_a_new_size_limit_mines_again_from_the_root(make_repo, tmp_path):
+    r = make_repo("proj")
+    r.commit("one", {"small.py": "x\n", "big.py": "y" * 100 + "\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    r.commit("two", {"small.py": "x = 2\n"})
+    assert crawl(str(r.path), "--out", str(data), "--max-file-bytes", "50") == 0
+    fresh = tmp_path / "fresh"
+    assert crawl(str(r.path), "--out", str(fresh), "--max-file-bytes", "50") == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert entry["skipped"] == {"too_large": 1} and entry["changes"] == 2
+    assert rows(data).equals(rows(fresh))
+
+
+def test_a_fork_crawled_in_a_later_run_is_not_mined_again(sample_repo, tmp_path, capsys):
+    fork = tmp_path / "tally-fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(sample_repo), str(fork)], check=True)
+    data = tmp_path / "data"
+    assert crawl(str(sample_repo), "--out", str(data)) == 0
+    assert crawl(f"file://{fork}", "--out", str(data)) == 0
+    # In either order, the repository an earlier run mined keeps the root.
+    assert crawl(f"file://{fork}", str(sample_repo), "--out", str(data)) == 0
+    entries = sorted(manifest(data)["repos"].values(), key=lambda e: e["kind"])
+    assert [(e["kind"], e["status"]) for e in entries] == [("path", "ok"), ("url", "duplicate")]
+    assert entries[1]["duplicate_of"] == entries[0]["key"]
+    assert not (data / "edits" / entries[1]["key"]).exists()
+
+
+def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_repo):
+    a, b = make_repo("a/app"), make_repo("b/app")
+    a.commit("in a", {"a.py": "a\n"})
+    b.commit("in b", {"b.py": "b\n"})
+    data = tmp_path / "data"
+    assert crawl(str(a.path), str(b.path), "--out", str(data)) == 0
+    assert crawl(str(b.path), "--out", str(data)) == 0
+    repos = manifest(data)["repos"]
+    assert sorted((e["repo"], e["status"], e["commits"]) for e in repos.values()) == [
+        ("app", "ok", 1),
+        ("app", "ok", 1),
+    ]
+    assert sorted(rows(data).column("message").to_pylist()) == ["in a\n", "in b\n"]

@@ -120,6 +120,27 @@ def test_since_mines_only_new_commits(make_repo):
     assert [c.message for c in chain] == ["three\n"]
 
 
+def test_commits_since_only_extends_the_first_parent_chain(make_repo):
+    r = make_repo()
+    a = r.commit("A", {"a": "1\n"})
+    b = r.commit("B", {"b": "1\n"})
+    r.git("checkout", "-q", "-b", "side", a)
+    r.commit("S", {"s": "1\n"})
+    r.git("merge", "-q", "--no-ff", "-m", "M", "main")  # B only as the second parent
+    m = r.git("rev-parse", "HEAD")
+    repo = pygit2.Repository(str(r.path))
+
+    def since(old: str, head: str):
+        chain = history.commits_since(repo, pygit2.Oid(hex=old), pygit2.Oid(hex=head))
+        return None if chain is None else [c.message for c in chain]
+
+    assert since(a, m) == ["S\n", "M\n"]
+    assert since(m, m) == []
+    assert since(b, m) is None  # reachable, but not on the first-parent chain
+    assert since(m, a) is None  # the branch moved back
+    assert since("1" * 40, m) is None  # gone after a rewrite and a gc
+
+
 @pytest.mark.parametrize(
     ("path", "vendored"),
     [

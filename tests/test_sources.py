@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pygit2
 import pytest
 
 from ghframes.errors import GhframesError
-from ghframes.sources import parse_source, redact
+from ghframes.sources import _Credentials, github_source, open_repository, parse_source, redact
+
+TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
 
 
 @pytest.mark.parametrize(
@@ -69,3 +75,47 @@ def test_bad_sources_name_the_input(spec, message):
     with pytest.raises(GhframesError) as err:
         parse_source(spec)
     assert str(err.value) == message
+
+
+def test_token_goes_only_to_the_github_host_over_https():
+    userpass = pygit2.enums.CredentialType.USERPASS_PLAINTEXT
+    callbacks = _Credentials(TOKEN, "github.com")
+    assert isinstance(
+        callbacks.credentials("https://github.com/o/n.git", None, userpass), pygit2.UserPass
+    )
+    for url in ("https://evil.example/o/n.git", "http://github.com/o/n.git"):
+        with pytest.raises(pygit2.Passthrough):
+            callbacks.credentials(url, None, userpass)
+
+
+@pytest.fixture
+def password_server():
+    """A smart-HTTP git server on loopback that asks every request for a password; yields
+    (its URL, the Authorization headers it received)."""
+    received: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.headers.get("Authorization"))
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/team/proj.git", received
+    server.shutdown()
+
+
+def test_a_server_asking_for_a_password_gets_no_token_and_a_clean_error(password_server, tmp_path):
+    url, received = password_server
+    for source in (parse_source(url), github_source("team", "proj", clone_url=url)):
+        with pytest.raises(GhframesError) as err:
+            open_repository(source, str(tmp_path / "cache"), token=TOKEN)
+        assert str(err.value).startswith(f"{source.spec}: clone failed (")
+    assert received and not any(received)
+    assert not list((tmp_path / "cache").iterdir())
