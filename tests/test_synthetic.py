@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from ghframes.training.synthetic.__main__ import main
-from ghframes.training.synthetic.backbones import BACKBONES, make_backbone
+from ghframes.training.synthetic.backbones import BACKBONES, make_backbone, mamba
 from ghframes.training.synthetic.backbones.mamba import SelectiveScan, parallel_scan
 from ghframes.training.synthetic.experiment import SequenceModel, fit_width, num_params
 from ghframes.training.synthetic.tasks import FRJT, IGNORE, Maze, make_task, run_frjt, run_maze
@@ -174,6 +175,50 @@ def test_parallel_scan_matches_the_sequential_recurrence(seq_len):
         h = a[:, t] * h + b[:, t]
         expected.append(h)
     torch.testing.assert_close(parallel_scan(a, b), torch.stack(expected, dim=1))
+
+
+class CountOps(TorchFunctionMode):
+    """Counts the torch operations called while it is active (forward code only: autograd's
+    backward runs outside the mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: dict[str, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_mamba_scan_is_parallel_not_a_loop_over_time(monkeypatch):
+    # The scan's sequential steps grow with log2(T): one strided multiply-add per level.
+    for seq_len in (1000, 4096):
+        with CountOps() as ops:
+            parallel_scan(torch.rand(2, seq_len, 3), torch.randn(2, seq_len, 3))
+        levels = ops.calls.get("addcmul_", 0) + ops.calls.get("mul_", 0)
+        assert levels <= 3 * np.ceil(np.log2(seq_len)), (seq_len, ops.calls)
+    # A whole block: 16x the sequence adds a handful of scan levels, not a step per position.
+    torch.manual_seed(0)
+    model = make_backbone("mamba", 16, 1)
+    counts = {}
+    for seq_len in (64, 1024):
+        with torch.no_grad(), CountOps() as ops:
+            model(torch.randn(1, seq_len, 16))
+        counts[seq_len] = sum(ops.calls.values())
+    assert counts[1024] - counts[64] < 100, counts
+    # The hand-written backward is the same scan run backwards in time, over all T at once.
+    scan, scans = mamba._scan_in_place, []
+
+    def counting_scan(a, b):
+        scans.append(b.shape[1])
+        return scan(a, b)
+
+    monkeypatch.setattr(mamba, "_scan_in_place", counting_scan)
+    u, dt, b_in, c_out = (torch.randn(1, 300, 2) for _ in range(4))
+    args = [u, dt.abs(), -torch.rand(2, 2), b_in, c_out]
+    SelectiveScan.apply(*[x.requires_grad_() for x in args]).sum().backward()
+    assert scans == [300, 300]
 
 
 @pytest.mark.parametrize("seq_len", [1, 2, 5, 12])
