@@ -12,7 +12,15 @@ from torch.overrides import TorchFunctionMode
 from ghframes.training.synthetic.__main__ import main
 from ghframes.training.synthetic.backbones import BACKBONES, make_backbone, mamba
 from ghframes.training.synthetic.backbones.mamba import SelectiveScan, parallel_scan
-from ghframes.training.synthetic.experiment import SequenceModel, fit_width, num_params
+from ghframes.training.synthetic.experiment import (
+    WIDTH_STEP,
+    SequenceModel,
+    SweepConfig,
+    build_model,
+    build_task,
+    fit_width,
+    num_params,
+)
 from ghframes.training.synthetic.tasks import FRJT, IGNORE, Maze, make_task, run_frjt, run_maze
 
 # ------------------------------------------------------------------------------------------
@@ -315,9 +323,26 @@ def test_fit_width_picks_the_closest_parameter_count():
 
     width = fit_width(build, 30_000)
     gap = abs(num_params(build(width)) - 30_000)
-    assert width % 8 == 0
-    assert gap <= abs(num_params(build(width - 8)) - 30_000)
-    assert gap <= abs(num_params(build(width + 8)) - 30_000)
+    assert width % WIDTH_STEP == 0
+    assert gap <= abs(num_params(build(width - WIDTH_STEP)) - 30_000)
+    assert gap <= abs(num_params(build(width + WIDTH_STEP)) - 30_000)
+
+
+@pytest.mark.parametrize(("budget", "tolerance"), [(20_000, 0.2), (100_000, 0.08)])
+def test_every_default_model_is_built_near_the_budget(budget, tolerance):
+    """Comparable sizes: every model of the sweep lands near the parameter budget. At 20k the
+    8-layer Transformer is the farthest off: 16k at width 12, 27k at width 16."""
+    cfg = SweepConfig(param_budgets=(budget,))
+    for task_name in cfg.tasks:
+        task = build_task(task_name, cfg)
+        for backbone, n_layers in cfg.models:
+            params = num_params(build_model(backbone, n_layers, task, cfg))
+            assert abs(params - budget) <= tolerance * budget, (
+                task_name,
+                backbone,
+                n_layers,
+                params,
+            )
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,18 +361,21 @@ def test_sweep_command_writes_table_json_and_plot(tmp_path):
         "--eval-depths",
         "1,3",
     ]
-    argv += ["--train-max-depth", "2", "--param-budget", "3000", "--threads", "1"]
+    argv += ["--train-max-depth", "2", "--param-budgets", "3000,6000", "--threads", "1"]
     assert main([*argv, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
     results = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert [(r["task"], r["backbone"]) for r in results["runs"]] == [
-        ("frjt", "lstm"),
-        ("frjt", "transformer"),
-        ("maze", "lstm"),
-        ("maze", "transformer"),
+    assert [(r["task"], r["param_budget"], r["backbone"]) for r in results["runs"]] == [
+        (task, budget, backbone)
+        for task in ("frjt", "maze")
+        for budget in (3000, 6000)
+        for backbone in ("lstm", "transformer")
     ]
+    for small, large in zip(results["runs"][0::4], results["runs"][2::4], strict=True):
+        assert small["params"] < large["params"]  # the size sweep builds bigger models
     assert all(set(r["accuracy"]) == {"1", "3"} for r in results["runs"])
     table = (tmp_path / "two" / "table.md").read_text()
-    assert "| lstm x1 |" in table and "| 1 | 3* |" in table
+    assert "| lstm x1 @3k |" in table and "| lstm x1 @6k |" in table
+    assert "| 1 | 3* |" in table
     assert (tmp_path / "two" / "accuracy_vs_depth.png").read_bytes()[:4] == b"\x89PNG"
     # Same seed in one process: the same numbers, whatever the process layout.
     assert main([*argv, "--out", str(tmp_path / "one"), "--workers", "1"]) == 0

@@ -37,7 +37,7 @@ def parse_tasks(text: str) -> tuple[str, ...]:
     return tasks
 
 
-def parse_depths(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
     except ValueError:
@@ -67,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models", type=parse_models, help="comma-separated NAME:LAYERS, e.g. transformer:2,lstm:1"
     )
-    p.add_argument("--eval-depths", type=parse_depths, help="comma-separated depths to evaluate")
+    p.add_argument("--eval-depths", type=parse_ints, help="comma-separated depths to evaluate")
     p.add_argument("--train-max-depth", type=int)
-    p.add_argument("--param-budget", type=int)
+    p.add_argument(
+        "--param-budgets",
+        type=parse_ints,
+        help="comma-separated model sizes in parameters, e.g. 20000,80000 (one sweep per size)",
+    )
     p.add_argument(
         "--steps",
         type=int,
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             models=args.models,
             eval_depths=args.eval_depths,
             train_max_depth=args.train_max_depth,
-            param_budget=args.param_budget,
+            param_budgets=args.param_budgets,
             steps=None if args.steps is None else dict.fromkeys(TASKS, args.steps),
             batch_size=args.batch_size,
             lr=args.lr,

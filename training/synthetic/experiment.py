@@ -1,7 +1,7 @@
 """The serial-depth sweep: train every backbone on every task, score accuracy by depth, report.
 
-For each task and model: build the model at the width that brings it closest to the preset's
-parameter budget, train it with one shared recipe on sequences of depth 1..train_max_depth
+For each task, parameter budget and model: build the model at the width that brings it closest
+to the budget, train it with one shared recipe on sequences of depth 1..train_max_depth
 (dense supervision: the answer so far at every step), then measure final-answer accuracy on
 fresh sequences of each evaluation depth, including depths longer than any seen in training.
 All sequences of a task have the same length, so depth is the only thing that varies.
@@ -53,7 +53,9 @@ class SweepConfig:
     # Extra constructor arguments by backbone name. A small SSM state keeps the scan's
     # [B, T, d_inner, d_state] tensors, the CPU bottleneck, within the quick preset's budget.
     backbone_kwargs: dict[str, dict] = field(default_factory=lambda: {"mamba": {"d_state": 4}})
-    param_budget: int = 20_000  # total parameters per model, embedding and head included
+    # Model sizes swept: total parameters per model, embedding and head included. Every model
+    # is built once per budget, at the width that brings it closest to that budget.
+    param_budgets: tuple[int, ...] = (20_000,)
     maze_size: int = 3  # the maze is maze_size x maze_size cells
     train_max_depth: int = 24  # training depths are uniform in [1, train_max_depth]
     eval_depths: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32)
@@ -87,9 +89,11 @@ class SweepConfig:
                 raise ValueError(
                     f"sweep: steps for task {task!r} must be >= 1, got {self.steps.get(task)}"
                 )
-        for name in ("batch_size", "param_budget", "workers", "threads", "eval_samples"):
+        for name in ("batch_size", "workers", "threads", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sweep: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.param_budgets or min(self.param_budgets) < 1:
+            raise ValueError(f"sweep: param_budgets must be >= 1, got {self.param_budgets}")
 
     @property
     def max_depth(self) -> int:
@@ -100,11 +104,11 @@ class SweepConfig:
 PRESETS = {
     # 2 CPU cores, ~8 minutes: 20k-parameter models, one seed.
     "quick": SweepConfig(),
-    # One GPU: 15x the parameters, ~10x the sequences, a 4x4 maze, depths up to 64.
-    # Not yet run at this scale: expect to tune lr and steps on first use.
+    # One GPU: two sizes, 5x and 15x the parameters, ~10x the sequences, a 4x4 maze, depths up
+    # to 64. Not yet run at this scale: expect to tune lr and steps on first use.
     "full": SweepConfig(
         backbone_kwargs={"mamba": {"d_state": 16}},
-        param_budget=300_000,
+        param_budgets=(100_000, 300_000),
         maze_size=4,
         train_max_depth=32,
         eval_depths=(1, 2, 4, 8, 16, 24, 32, 48, 64),
@@ -157,7 +161,12 @@ def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def fit_width(build: Callable[[int], nn.Module], budget: int, multiple: int = 8) -> int:
+# Widths step by 4: every backbone accepts it (the Transformer's 4 heads divide it), and it brings
+# each model within a few percent of the budget, where steps of 8 left some 30% off.
+WIDTH_STEP = 4
+
+
+def fit_width(build: Callable[[int], nn.Module], budget: int, multiple: int = WIDTH_STEP) -> int:
     """The width (a multiple of ``multiple``) whose model has a parameter count closest to ``budget``."""
     best, best_gap, width = multiple, math.inf, multiple
     while True:
@@ -176,9 +185,11 @@ def build_task(name: str, cfg: SweepConfig):
     return make_task(name, max_depth=cfg.max_depth)
 
 
-def build_model(backbone: str, n_layers: int, task, cfg: SweepConfig) -> SequenceModel:
-    """The model for (backbone, n_layers) on ``task`` at the width closest to cfg.param_budget,
-    initialised from cfg.seed."""
+def build_model(
+    backbone: str, n_layers: int, task, cfg: SweepConfig, budget: int | None = None
+) -> SequenceModel:
+    """The model for (backbone, n_layers) on ``task`` at the width closest to ``budget``
+    parameters (default: the sweep's first budget), initialised from cfg.seed."""
     kwargs = cfg.backbone_kwargs.get(backbone, {})
 
     def build(width: int) -> SequenceModel:
@@ -186,7 +197,7 @@ def build_model(backbone: str, n_layers: int, task, cfg: SweepConfig) -> Sequenc
             backbone, n_layers, width, task.vocab_size, task.num_classes, task.seq_len, **kwargs
         )
 
-    width = fit_width(build, cfg.param_budget)
+    width = fit_width(build, cfg.param_budgets[0] if budget is None else budget)
     torch.manual_seed(cfg.seed)
     return build(width).to(cfg.device)
 
@@ -276,15 +287,17 @@ def setup_torch(threads: int) -> None:
     torch.set_flush_denormal(True)
 
 
-def run_one(cfg: SweepConfig, task_name: str, backbone: str, n_layers: int) -> dict:
+def run_one(cfg: SweepConfig, task_name: str, budget: int, backbone: str, n_layers: int) -> dict:
     """Build, train and evaluate one model on one task; returns its row of results.json."""
     label = f"{task_name}: {backbone} x{n_layers}"
+    if len(cfg.param_budgets) > 1:
+        label += f" @{budget:,}"
 
     def log(line: str) -> None:
-        print(f"{label:28s} {line}", flush=True)
+        print(f"{label:36s} {line}", flush=True)
 
     task = build_task(task_name, cfg)
-    model = build_model(backbone, n_layers, task, cfg)
+    model = build_model(backbone, n_layers, task, cfg, budget)
     log(f"d_model={model.embed.embedding_dim}  params={num_params(model):,}")
     started = time.perf_counter()
     losses = train(model, task, cfg, log)
@@ -293,6 +306,7 @@ def run_one(cfg: SweepConfig, task_name: str, backbone: str, n_layers: int) -> d
     log("accuracy by depth: " + "  ".join(f"{d}:{a:.2f}" for d, a in accuracy.items()))
     return {
         "task": task_name,
+        "param_budget": budget,
         "backbone": backbone,
         "n_layers": n_layers,
         "d_model": model.embed.embedding_dim,
@@ -304,15 +318,21 @@ def run_one(cfg: SweepConfig, task_name: str, backbone: str, n_layers: int) -> d
 
 
 def _worker_job(args: tuple) -> tuple[int, dict]:
-    index, cfg, task_name, backbone, n_layers = args
-    return index, run_one(cfg, task_name, backbone, n_layers)
+    index, cfg, *job = args
+    return index, run_one(cfg, *job)
 
 
 def run_sweep(cfg: SweepConfig, out: Path) -> dict:
-    """Run every (task, model) of ``cfg``; write results.json after each, then table.md and the plot."""
+    """Run every (task, budget, model) of ``cfg``; write results.json after each, then table.md
+    and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     setup_torch(cfg.threads)
-    jobs = [(task, backbone, n_layers) for task in cfg.tasks for backbone, n_layers in cfg.models]
+    jobs = [
+        (task, budget, backbone, n_layers)
+        for task in cfg.tasks
+        for budget in cfg.param_budgets
+        for backbone, n_layers in cfg.models
+    ]
     results = {
         "config": {**dataclasses.asdict(cfg), "max_depth": cfg.max_depth},
         "machine": {
@@ -335,7 +355,7 @@ def run_sweep(cfg: SweepConfig, out: Path) -> dict:
 
     def record(index: int, run: dict) -> None:
         done[index] = run
-        results["runs"] = [done[i] for i in sorted(done)]  # always in (task, model) order
+        results["runs"] = [done[i] for i in sorted(done)]  # always in (task, budget, model) order
         results["wall_seconds"] = round(time.perf_counter() - started, 1)
         write_json(out / "results.json", results)
 
@@ -343,11 +363,13 @@ def run_sweep(cfg: SweepConfig, out: Path) -> dict:
         for index, job in enumerate(jobs):
             record(index, run_one(cfg, *job))
     else:
-        # Longest first (layers x sequence length x steps, SSMs ~2x), so no long run starts last.
+        # Longest first (parameters x layers x sequence length x steps, SSMs ~2x), so no long
+        # run starts last.
         def cost(index: int) -> float:
-            task, backbone, n_layers = jobs[index]
+            task, budget, backbone, n_layers = jobs[index]
             return (
-                n_layers
+                budget
+                * n_layers
                 * results["tasks"][task]["seq_len"]
                 * cfg.steps[task]
                 * (2 if backbone == "mamba" else 1)
@@ -370,8 +392,16 @@ def write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a file
 
 
-def model_label(run: dict) -> str:
-    return f"{run['backbone']} x{run['n_layers']}"
+def model_label(run: dict, budgets: int = 1) -> str:
+    """``transformer x4``; with more than one budget in the sweep, ``transformer x4 @20k``."""
+    label = f"{run['backbone']} x{run['n_layers']}"
+    if budgets > 1:
+        label += f" @{run['param_budget'] / 1000:g}k"
+    return label
+
+
+def budget_count(results: dict) -> int:
+    return len(results["config"].get("param_budgets", ())) or 1
 
 
 def markdown_table(results: dict) -> str:
@@ -393,7 +423,8 @@ def markdown_table(results: dict) -> str:
         ]
         for r in runs:
             cells = " | ".join(f"{100 * r['accuracy'][d]:.0f}" for d in depths)
-            lines.append(f"| {model_label(r)} | {r['d_model']} | {r['params']:,} | {cells} |")
+            label = model_label(r, budget_count(results))
+            lines.append(f"| {label} | {r['d_model']} | {r['params']:,} | {cells} |")
         lines.append("")
     lines.append(
         f"Final-answer accuracy (%) by serial depth, {cfg['eval_samples']} sequences per cell. "
@@ -403,7 +434,8 @@ def markdown_table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Accuracy against depth, one panel per task, one line per model (PNG)."""
+    """Accuracy against depth, one panel per task, one line per model (PNG). With several
+    parameter budgets, line styles tell the budgets apart (solid: the largest)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,15 +449,26 @@ def plot(results: dict, path: Path) -> None:
         "lstm": plt.cm.Reds,
         "residual_lstm": plt.cm.Purples,
     }
+    budgets = sorted({r.get("param_budget") for r in results["runs"]}, key=lambda b: b or 0)
+    styles = ["-", "--", ":", "-."]
     for ax, task_name in zip(axes[0], tasks, strict=True):
         runs = [r for r in results["runs"] if r["task"] == task_name]
         for r in runs:
+            style = styles[(len(budgets) - 1 - budgets.index(r.get("param_budget"))) % len(styles)]
             sizes = sorted({x["n_layers"] for x in runs if x["backbone"] == r["backbone"]})
             shade = 0.45 + 0.55 * (sizes.index(r["n_layers"]) + 1) / len(sizes)  # deeper = darker
             color = families.get(r["backbone"], plt.cm.Greys)(shade)
             depths = [int(d) for d in r["accuracy"]]
             accuracy = [100 * a for a in r["accuracy"].values()]
-            ax.plot(depths, accuracy, marker="o", ms=3, color=color, label=model_label(r))
+            ax.plot(
+                depths,
+                accuracy,
+                style,
+                marker="o",
+                ms=3,
+                color=color,
+                label=model_label(r, len(budgets)),
+            )
         ax.axhline(
             100 * results["tasks"][task_name]["chance"], color="grey", ls=":", label="chance"
         )
