@@ -128,6 +128,14 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
         help="skip (and count) changes that take a commit past N typed characters "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--max-actions-per-change",
+        type=int,
+        default=defaults.max_actions_per_change,
+        metavar="N",
+        help="skip (and count) a change that would take more than N editor keys, deletions "
+        "and navigation included (default %(default)s)",
+    )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.render:run")
 

@@ -5,7 +5,7 @@ also appends, for every action, the bytes a real terminal editor would write, re
 the cells that changed. The screen is 48 rows: 46 text rows, a status row (path, modified flag,
 `Ln r/n, Col c`) and a message row (prompts and notices).
 
-Display rules (documented in ghframes/README_RENDER.md):
+Display rules (documented in README.md, "The editor"):
 - lines longer than the screen scroll horizontally, one line at a time, like nano: the
   cursor's line shifts in steps of `HSCROLL_STEP` cells with `<` in its first cell; any line
   that continues past the right edge shows `>` in the last cell;
@@ -390,6 +390,13 @@ class Editor:
         rows.append(left + ruler)
         rows.append(self._message)
         return rows
+
+    def expected_cursor(self) -> tuple[int, int]:
+        """(row, col) where the terminal cursor should be now, from the model (a test oracle)."""
+        if self.prompt is not None:
+            return MESSAGE_ROW, len("Go to line: ") + len(self.prompt)
+        column = display_width(self.lines[self.row], self.col) - self._offset
+        return self.row - self.top, column + (1 if self._offset else 0)
 
     def _emit(self, row: int, col: int, cells: str) -> None:
         if self._tcur != (row, col):

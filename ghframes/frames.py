@@ -191,7 +191,8 @@ def open_dataset(data: str) -> Dataset:
 
 
 def frames_stats(data: str) -> dict:
-    """Totals of DATA/frames for `ghframes stats`: sessions, frames, bytes, skipped changes."""
+    """Totals of DATA/frames for `ghframes stats`: sessions, frames, bytes, skipped changes,
+    sessions that one commit alone took past --max-frames-per-session."""
     manifest = open_dataset(data).manifest
     sessions = manifest["sessions"].values()
     frames = sum(s["num_frames"] for s in sessions)
@@ -208,5 +209,6 @@ def frames_stats(data: str) -> dict:
         "bytes_per_frame": round(size / frames, 2) if frames else 0.0,
         "changes": sum(s["num_changes"] for s in sessions),
         "skipped_changes": dict(sorted(skipped.items())),
+        "oversized_sessions": sum(1 for s in sessions if s.get("oversized")),  # from schema 1.2
         "unknown_sequences": sum(s["unknown_sequences"] for s in sessions),
     }

@@ -16,6 +16,7 @@ def options_from_args(args) -> RenderOptions:
         max_frames_per_session=args.max_frames_per_session,
         max_typed_chars_per_change=args.max_typed_chars_per_change,
         max_typed_chars_per_commit=args.max_typed_chars_per_commit,
+        max_actions_per_change=args.max_actions_per_change,
     )
 
 

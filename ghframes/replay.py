@@ -52,8 +52,6 @@ class _Planner:
     def __init__(self, before: str) -> None:
         self.editor = Editor(before)
         self.keys: list[str] = []
-        self.inserted = 0  # lines added, for the commit summary
-        self.deleted = 0
         self.typed = 0
 
     def press(self, *keys: str) -> None:
@@ -105,10 +103,8 @@ class _Planner:
         if count:
             self.goto(row, 0)
             self.press(*["<C-k>"] * count)
-            self.deleted += count
         if not new:
             return
-        self.inserted += len(new)
         if whole:  # the buffer is one empty line now
             for k, line in enumerate(new):
                 if k:
@@ -136,8 +132,6 @@ class _Planner:
         if old and new and matcher.ratio() < SIMILAR:
             self.replace_lines(row, 1, [new])
             return
-        self.inserted += 1
-        self.deleted += 1
         shift = 0
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             if tag == "equal":
@@ -156,6 +150,30 @@ class EditPlan:
     typed: int  # characters typed, newlines included
     inserted: int  # lines added and deleted, as `git commit` counts them
     deleted: int
+
+
+def git_lines(text: str) -> list[str]:
+    """`text` as git counts lines: each with its newline; a last line without one is a line."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
+def line_changes(before: str, after: str) -> tuple[int, int]:
+    """(insertions, deletions) of `before` → `after` for the commit summary, as git counts them.
+
+    Counted on git's lines, not the editor's: the editor shows an empty last line after a final
+    newline, which git does not count, and a last line gaining or losing its newline is one line
+    deleted and one inserted for git.
+    """
+    old, new = git_lines(before), git_lines(after)
+    matcher = SequenceMatcher(None, old, new, autojunk=len(old) + len(new) > AUTOJUNK_LINES)
+    inserted = deleted = 0
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            deleted += i2 - i1
+            inserted += j2 - j1
+    return inserted, deleted
 
 
 def plan_edit(before: str, after: str) -> EditPlan:
@@ -177,4 +195,4 @@ def plan_edit(before: str, after: str) -> EditPlan:
     planner.press("<C-s>")
     if planner.editor.text != after:
         raise PlanError("planned keys do not reproduce the new text")
-    return EditPlan(planner.keys, planner.typed, planner.inserted, planner.deleted)
+    return EditPlan(planner.keys, planner.typed, *line_changes(before, after))

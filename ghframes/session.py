@@ -18,10 +18,10 @@ import numpy as np
 from ghframes.codec import FRAMES_PER_CHUNK, encode_chunk
 from ghframes.editor import Editor, is_typable
 from ghframes.errors import GhframesError
-from ghframes.replay import EditPlan, plan_edit
+from ghframes.replay import EditPlan, git_lines, plan_edit
 from ghframes.terminal import COLS, ROWS, Terminal
 
-RENDERER_VERSION = "1"  # bump when the same input would render different frames
+RENDERER_VERSION = "2"  # bump when the same input would render different frames
 USER_HOST = "dev@ghframes"
 MAX_SUBJECT_CHARS = 120
 FINAL_ACTION = "<C-d>"  # the person logs out: the last frame's action
@@ -29,11 +29,19 @@ FINAL_ACTION = "<C-d>"  # the person logs out: the last frame's action
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Bounds on what a session holds; beyond them, work is skipped and counted, never cut."""
+    """Bounds on what a session holds; beyond them, changes are skipped and counted, never cut.
+
+    A session that one commit alone takes past `max_frames_per_session` is kept whole and
+    flagged `oversized` in its metadata.
+    """
 
     max_frames_per_session: int = 200_000
     max_typed_chars_per_change: int = 20_000
     max_typed_chars_per_commit: int = 60_000
+    # Editor keys of one change, deletions and navigation included. Above the typing bound
+    # (a change typing 20,000 characters also walks to its hunks and may press two keys per
+    # control character), so it binds the changes that typing does not: long cuts and walks.
+    max_actions_per_change: int = 25_000
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -100,12 +108,6 @@ def prompt_for(repo: str) -> str:
     return f"{USER_HOST}:~/{name}$ "
 
 
-def _line_count(text: str | None) -> int:
-    if not text:
-        return 0
-    return text.count("\n") + (0 if text.endswith("\n") else 1)
-
-
 # ------------------------------------------------------------------ planning
 
 
@@ -166,7 +168,7 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
         word = shell_word(path)
         if status == "deleted":
             steps.append(Step(f"git rm -q {word}", change=where))
-            deleted += _line_count(before)
+            deleted += len(git_lines(before or ""))
             modes.append(f" delete mode {row['mode']:o} {shown_path(path)}")
             continue
         if status == "renamed":
@@ -175,14 +177,23 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
         after_text = after or ""
         plan = None
         if before_text != after_text:
-            # Cheap bound first: at least the growth in length must be typed.
+            # Cheap bounds first, before planning: at least the growth in length must be typed,
+            # and no editor key adds or removes more than one line (so a change over both the
+            # typing and the action bound may be counted under either).
             reason = None
             if len(after_text) - len(before_text) > options.max_typed_chars_per_change:
                 reason = "change_typing_budget"
+            elif (
+                abs(after_text.count("\n") - before_text.count("\n"))
+                > options.max_actions_per_change
+            ):
+                reason = "change_action_budget"
             else:
                 plan = plan_edit(before_text, after_text)
                 if plan.typed > options.max_typed_chars_per_change:
                     reason = "change_typing_budget"
+                elif len(plan.actions) > options.max_actions_per_change:
+                    reason = "change_action_budget"
                 elif typed + plan.typed > options.max_typed_chars_per_commit:
                     reason = "commit_typing_budget"
             if reason is not None:
@@ -213,9 +224,10 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
     root = " (root-commit)" if first["parent"] is None else ""
     files = len(rows)
     summary = f" {files} file{'s' if files != 1 else ''} changed"
-    if inserted:
+    # git prints both counts when both are 0 (a rename or mode change alone)
+    if inserted or not deleted:
         summary += f", {inserted} insertion{'s' if inserted != 1 else ''}(+)"
-    if deleted:
+    if deleted or not inserted:
         summary += f", {deleted} deletion{'s' if deleted != 1 else ''}(-)"
     steps.append(
         Step(
@@ -231,7 +243,8 @@ def split_sessions(frames_per_commit: list[int], max_frames: int) -> list[tuple[
 
     `frames_per_commit[k]` is commit k's number of actions; a session's frames are one more
     than its commits' actions (the final logout action). A commit larger than `max_frames`
-    is a session of its own. Returns [start, end) positions into `frames_per_commit`.
+    is a session of its own (its metadata says `oversized`). Returns [start, end) positions
+    into `frames_per_commit`.
     """
     sessions = []
     start, total = 0, 1
@@ -371,6 +384,9 @@ def render_session(
         "commits": commit_records,
         "changes": change_records,
         "skipped": dict(sorted(skipped.items())),
+        # The pipeline splits sessions only between commits: past the bound, one commit alone
+        # is larger (split_sessions).
+        "oversized": recorder.num_frames > options.max_frames_per_session,
         "unknown_sequences": recorder.terminal.unknown_sequences,
         "options": options.as_dict(),
         "renderer_version": RENDERER_VERSION,

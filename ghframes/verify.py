@@ -3,7 +3,8 @@
 For each session: every chunk decodes to `[num_frames, 48, 160]` with one action and one cursor
 position per frame; the terminal met no unknown escape sequence; and for every change played
 in the editor, its actions, from the file's `before` text, leave exactly its `after` text,
-saved, followed by `<C-q>`. Mismatches name session, commit and path.
+saved, followed by `<C-q>`; and every edit row of the session's commits is listed in it, rendered
+or counted as skipped. Mismatches name session, commit and path.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
         info.first_commit_index,
         info.last_commit_index,
     )
+    listed = {(change["commit_index"], change["path"]) for change in session.changes}
+    for (index, path), row in rows.items():
+        if (index, path) not in listed:
+            problems.append(
+                f"{info.id}: {row['commit'][:12]}:{path}: change missing from the session"
+            )
     for change in session.changes:
         where = f"{info.id}: {change['commit'][:12]}:{change['path']}"
         row = rows.get((change["commit_index"], change["path"]))

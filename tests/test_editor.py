@@ -6,12 +6,12 @@ import os
 import pathlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ghframes.editor import Editor, EditorError, line_cells
 from ghframes.replay import plan_edit
-from ghframes.terminal import COLS, ROWS, Terminal, text_of
+from ghframes.terminal import COLS, Terminal, text_of
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 
@@ -40,8 +40,7 @@ def assert_screen(terminal: Terminal, editor: Editor, where: str) -> None:
     shown = [row.rstrip() for row in terminal.display()]
     expected = [row.rstrip() for row in editor.expected_rows()]
     assert shown == expected, where
-    row, col = terminal.cursor
-    assert 0 <= row < ROWS and 0 <= col < COLS
+    assert terminal.cursor == editor.expected_cursor(), where
 
 
 CASES = {
@@ -122,6 +121,16 @@ ALPHABET = st.sampled_from(
         "ｆ",
         "\U000e0001",
         "\u2028",
+        # whole escape sequences a terminal would act on: clear, colour, title, C1 CSI, reset,
+        # alternate screen, line-drawing charset, cursor move
+        "\x1b[2J",
+        "\x1b[31m",
+        "\x1b]0;t\x07",
+        "\x9b1m",
+        "\x1bc",
+        "\x1b[?1049h",
+        "\x1b(0",
+        "\x1b[5;5H",
     ]
 )
 LINE = st.one_of(
@@ -131,8 +140,15 @@ LINE = st.one_of(
 TEXT = st.lists(LINE, max_size=60).map("\n".join)
 
 
+# Every kind of content at least once, whatever hypothesis draws: a CRLF file taller than the
+# screen, without a final newline, with tabs, wide characters, controls and escape sequences, and
+# lines wider than the screen, edited near its end.
+TALL = "".join(f"{i}\tl\u00e9ne 中{i}\x1b[1m\r\n" for i in range(70)) + "y" * 200 + "\x07end"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=TEXT, after=TEXT)
+@example(before=TALL, after=TALL.replace("65\t", "65 😀\t").replace("y" * 200, "y" * 170 + "z"))
 def test_replay_is_exact_and_screen_matches_model(before, after):
     play(before, after, check_every=7)
 

@@ -124,6 +124,41 @@ def test_session_frames_actions_and_commit_boundaries():
     assert "git rm -q 'docs/my notes.md'" in typed
 
 
+def test_incremental_capture_equals_a_full_read_of_the_screen(monkeypatch):
+    """Frames come from pyte's dirty rows only; every one must equal the whole screen read afresh
+    (shell scrolling, the alternate screen and its restore, line inserts and deletes)."""
+    from ghframes.terminal import COLS, ROWS, WIDE_STUB, Terminal
+
+    capture = Terminal.capture
+    captured = []
+
+    def checked(self):
+        codes = capture(self)
+        full = np.full((ROWS, COLS), ord(" "), dtype=np.uint32)
+        for y, row in self.screen.buffer.items():
+            for x, char in row.items():
+                if y < ROWS and x < COLS:
+                    full[y, x] = ord(char.data[0]) if char.data else WIDE_STUB
+        assert (codes == full).all(), f"frame {len(captured)}"
+        captured.append(1)
+        return codes
+
+    monkeypatch.setattr(Terminal, "capture", checked)
+    tall = "".join(f"line {i}\n" for i in range(120))
+    rows = tiny_repo(14) + [
+        {"commit_index": 20, "path": "t.txt", "status": "added", "before": None, "after": tall},
+        {
+            "commit_index": 21,
+            "path": "t.txt",
+            "status": "modified",
+            "before": tall,
+            "after": tall.replace("line 90\n", "").replace("line 7\n", "line 7\nnew\n"),
+        },
+    ]
+    _, meta = render_session("local/tiny", commits_from(rows), RenderOptions())
+    assert len(captured) == meta["num_frames"] > 1000
+
+
 def test_budget_skips_are_counted_not_silent():
     rows = [
         {
@@ -140,6 +175,78 @@ def test_budget_skips_are_counted_not_silent():
     assert meta["skipped"] == {"change_typing_budget": 1}
     outcomes = {c["path"]: c["outcome"] for c in meta["changes"]}
     assert outcomes == {"big.txt": "change_typing_budget", "small.txt": "rendered"}
+
+
+TALL = "".join(f"line {i}\n" for i in range(2000))
+EVERY_THIRD_GONE = "".join(f"line {i}\n" for i in range(2000) if i % 3)
+
+
+def test_action_budget_bounds_deletions_and_navigation():
+    """Keys that type nothing count as well: a change over --max-actions-per-change is skipped
+    and counted like one over the typing budget, not played as thousands of frames."""
+    small = {"commit_index": 0, "path": "small.txt", "status": "added", "before": None}
+    cut = {"commit_index": 0, "path": "cut.txt", "status": "modified"}
+    # A 30,000-line file cut to one line: 30,001 keys, nothing typed; over the default bound,
+    # seen from the line counts alone (no plan made).
+    tall = "".join(f"line {i}\n" for i in range(30_000))
+    rows = [dict(cut, before=tall, after="line 0\n"), dict(small, after="y\n")]
+    _, meta = render_session("local/r", commits_from(rows), RenderOptions())
+    assert meta["skipped"] == {"change_action_budget": 1} and meta["num_frames"] < 200
+    outcomes = {c["path"]: c["outcome"] for c in meta["changes"]}
+    assert outcomes == {"cut.txt": "change_action_budget", "small.txt": "rendered"}
+    # One line in three deleted: 667 lines fewer, but 2,000 keys once planned (<C-k>, <Down>).
+    options = RenderOptions(max_actions_per_change=1000)
+    rows = [dict(cut, before=TALL, after=EVERY_THIRD_GONE), dict(small, after="y\n")]
+    _, meta = render_session("local/r", commits_from(rows), options)
+    assert meta["skipped"] == {"change_action_budget": 1}
+    assert [c["editor_actions"] for c in meta["changes"] if "editor_actions" in c] == [3]
+    # within the bound, the same change is played
+    _, meta = render_session("local/r", commits_from(rows), RenderOptions())
+    assert meta["skipped"] == {} and meta["changes"][0]["editor_actions"] == 2000
+
+
+NUMSTAT_CASES = [
+    ("", "a\nb"),  # a new file without a final newline: no phantom deletion
+    ("a", "a\n"),  # a final newline added: one line out, one in
+    ("a\nb\n", "a\nc\n"),
+    ("x\n" * 5, ""),
+    ("one\r\ntwo", "one\r\ntwo\r\nthree\r\n"),
+    ("".join(f"line {i}\n" for i in range(60)), "".join(f"line {i}\n" for i in range(3, 62, 2))),
+]
+
+
+@pytest.mark.parametrize("before, after", NUMSTAT_CASES)
+def test_commit_summary_counts_lines_as_git_does(tmp_path, before, after):
+    from ghframes.replay import line_changes
+
+    (tmp_path / "a").write_bytes(before.encode())
+    (tmp_path / "b").write_bytes(after.encode())
+    done = subprocess.run(
+        ["git", "diff", "--no-index", "--numstat", "a", "b"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1"),
+    )
+    inserted, deleted = (int(n) for n in done.stdout.split()[:2])
+    assert line_changes(before, after) == (inserted, deleted)
+
+
+def test_commit_summary_reads_like_git():
+    from ghframes.session import plan_commit
+
+    added = {"commit_index": 0, "path": "notes.txt", "status": "added", "before": None}
+    renamed = {"commit_index": 1, "path": "new.py", "old_path": "old.py", "status": "renamed"}
+    rows = [dict(added, after="a\nb"), dict(renamed, before="x\n", after="x\n")]
+    added, renamed = commits_from(rows)
+    options = RenderOptions()
+    assert plan_commit(added, options).steps[-1].output[1:] == [
+        " 1 file changed, 2 insertions(+)",
+        " create mode 100644 notes.txt",
+    ]
+    assert plan_commit(renamed, options).steps[-1].output[1:] == [
+        " 1 file changed, 0 insertions(+), 0 deletions(-)"
+    ]
 
 
 def test_split_sessions_only_at_commit_boundaries():
@@ -229,8 +336,12 @@ def _tree_bytes(root) -> dict[str, bytes]:
 def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
     from ghframes.pipelines.render import render_dataset
 
-    repos = {"local/tiny": tiny_repo(4), "github.com/o/other": tiny_repo(2)}
-    options = RenderOptions(max_frames_per_session=400)
+    big = {"commit_index": 4, "path": "big.txt", "status": "added", "before": None}
+    repos = {
+        "local/tiny": tiny_repo(4),
+        "github.com/o/other": [*tiny_repo(2), dict(big, after="x" * 500)],
+    }
+    options = RenderOptions(max_frames_per_session=400, max_typed_chars_per_change=100)
     for name in ("a", "b"):
         write_edits(tmp_path / name, repos)
         render_dataset(str(tmp_path / name), options)
@@ -242,7 +353,13 @@ def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
     ds = ghframes.open_dataset(str(tmp_path / "a"))
     infos = ds.sessions()
     assert sorted(i.id for i in infos) == sorted(manifest["sessions"])
-    assert sum(i.num_frames for i in infos) == frames_stats(str(tmp_path / "a"))["frames"]
+    stats = frames_stats(str(tmp_path / "a"))
+    assert sum(i.num_frames for i in infos) == stats["frames"]
+    # the change over the typing budget is counted in the manifest and the stats, not dropped
+    assert stats["skipped_changes"] == {"change_typing_budget": 1}
+    assert [s["skipped"] for s in manifest["sessions"].values() if s["skipped"]] == [
+        {"change_typing_budget": 1}
+    ]
     session = ds.session(infos[0].id)
     assert session.frames.shape == (infos[0].num_frames, 48, 160)
     assert (
@@ -258,11 +375,78 @@ def test_verify_names_session_commit_and_path(tmp_path, ray_local, capsys):
     render_dataset(str(tmp_path), RenderOptions())
     rows = tiny_repo(2)
     rows[1]["after"] = rows[1]["after"] + "tampered\n"
+    rows[2]["after"] = rows[2]["after"] + "tampered\n"
     write_edits(tmp_path, {"local/tiny": rows})
     assert cli.main(["verify", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "ghframes: mismatch: local_tiny-" in err
+    assert err.count("\n") == 1 and "ghframes: mismatch: local_tiny-" in err
     assert f"{2:040x}"[:12] + ":main.py: replaying its" in err
+    assert cli.main(["verify", str(tmp_path), "--all"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[1].endswith(
+        ":docs/my notes.md: replaying its 9 actions does not give the file's new text"
+    )
+    # an edit row the session does not list (neither rendered nor counted as skipped)
+    rows = [*tiny_repo(2), {"commit_index": 1, "path": "extra.txt", "status": "added"}]
+    rows[-1].update(before=None, after="x\n")
+    write_edits(tmp_path, {"local/tiny": rows})
+    assert cli.main(["verify", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.endswith(":extra.txt: change missing from the session\n")
+
+
+def test_action_budget_and_oversized_sessions_are_recorded(tmp_path, ray_local, capsys):
+    """Through `ghframes render`: a change over --max-actions-per-change is skipped with its
+    reason, and a commit larger than --max-frames-per-session is a session of its own flagged
+    `oversized`; both reach the session metadata, the manifest and `ghframes stats`, and the
+    result verifies."""
+    table = "".join(f"row {i}\n" for i in range(60))  # about 400 keys: one commit over 300 frames
+    a = {"path": "a.txt", "before": None, "after": "a\n"}
+    rows = [
+        dict(a, commit_index=0, status="added"),
+        dict(a, commit_index=1, status="modified", before="a\n", after="ab\n"),
+        # 2,000 keys, none typed: over --max-actions-per-change 1000
+        dict(
+            a,
+            commit_index=1,
+            status="modified",
+            path="walk.txt",
+            before=TALL,
+            after=EVERY_THIRD_GONE,
+        ),
+        dict(a, commit_index=2, status="added", path="table.txt", after=table),
+    ]
+    write_edits(tmp_path, {"local/cuts": rows})
+    argv = ["render", str(tmp_path), "--no-progress", "--max-actions-per-change", "1000"]
+    assert cli.main([*argv, "--max-frames-per-session", "300"]) == 0
+    assert capsys.readouterr().out.startswith("rendered 2 sessions, ")
+    manifest = json.loads((tmp_path / "frames" / "manifest.json").read_text())
+    assert manifest["options"]["max_actions_per_change"] == 1000
+    summaries = sorted(manifest["sessions"].values(), key=lambda s: s["first_commit_index"])
+    assert [(s["num_commits"], s["oversized"]) for s in summaries] == [(2, False), (1, True)]
+    assert [s["skipped"] for s in summaries] == [{"change_action_budget": 1}, {}]
+    assert summaries[0]["num_frames"] <= 300 < summaries[1]["num_frames"]
+    ds = ghframes.open_dataset(str(tmp_path))
+    first, second = (ds.session(i.id).metadata for i in ds.sessions())
+    assert first["oversized"] is False and second["oversized"] is True
+    outcomes = {c["path"]: c["outcome"] for c in first["changes"]}
+    assert outcomes == {"a.txt": "rendered", "walk.txt": "change_action_budget"}
+    assert all(
+        c["editor_actions"] <= 1000
+        for meta in (first, second)
+        for c in meta["changes"]
+        if "editor_actions" in c
+    )
+    assert list(verify_dataset(str(tmp_path))) == []
+    assert cli.main(["verify", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["stats", str(tmp_path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["frames"]
+    assert stats["skipped_changes"] == {"change_action_budget": 1}
+    assert stats["oversized_sessions"] == 1
+    assert cli.main(["stats", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"change_action_budget\s+1\n", out)
+    assert re.search(r"oversized_sessions\s+1\n", out)
 
 
 def test_render_without_edits_is_one_clear_error(tmp_path, capsys):
@@ -272,6 +456,8 @@ def test_render_without_edits_is_one_clear_error(tmp_path, capsys):
     )
     assert cli.main(["render", str(tmp_path), "--max-frames-per-session", "0"]) == 2
     assert "--max-frames-per-session must be a positive integer, got 0" in capsys.readouterr().err
+    assert cli.main(["render", str(tmp_path), "--max-actions-per-change", "0"]) == 2
+    assert "--max-actions-per-change must be a positive integer, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow
