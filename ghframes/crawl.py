@@ -109,6 +109,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             line = (
                 f"duplicate {e['repo']}: same root commit as {e['duplicate_of']}, not mined again"
             )
+        elif e.get("stale"):
+            line += " kept from an earlier run"
         print(line)
     failed = [e for e in entries if e["status"] == "failed"]
     for e in failed:

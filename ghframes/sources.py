@@ -10,6 +10,8 @@ import hashlib
 import os
 import re
 import shutil
+import socket
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -24,6 +26,13 @@ URL_SCHEMES = ("https://", "http://", "git://", "file://", "ssh://")
 # `git@host:owner/name.git`, the scp-like form ssh clone URLs usually take.
 SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
 MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
+# A clone in progress is `<mirror>.partial-<host>-<pid>`: this machine, so that a shared cache
+# (NFS on a cluster) can tell whose it is, and this process, so that one left by a killed clone
+# can be told from a live one.
+HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
+# Another machine's process cannot be checked: its partial clone counts as abandoned once
+# nothing in it has changed for this long (seconds).
+ABANDONED_AFTER_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -159,8 +168,8 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
         return repo
     os.makedirs(cache_dir, exist_ok=True)
     # Clone beside the final name and rename: a killed clone never looks like a mirror.
-    partial = f"{path}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = f"{path}.partial-{HOST}-{os.getpid()}"
+    _remove_abandoned_clones(path)
     try:
         pygit2.clone_repository(
             source.location,
@@ -179,6 +188,58 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
         repo.set_head(origin_head.target)
     os.replace(partial, path)
     return pygit2.Repository(path)
+
+
+def _remove_abandoned_clones(path: str) -> None:
+    """Delete the partial clones of mirror `path` that no live process is still writing.
+
+    Only this mirror's own partial clones are looked at, so tasks cloning other repositories
+    into the same cache are never touched. One of this process (an earlier attempt), or of a
+    process of this machine that is gone (a killed clone), is removed; one of another machine
+    only once it has been left unchanged for `ABANDONED_AFTER_S`.
+    """
+    folder, prefix = os.path.split(f"{path}.partial-")
+    for name in os.listdir(folder):
+        if not name.startswith(prefix):
+            continue
+        host, _, pid = name[len(prefix) :].rpartition("-")
+        if not pid.isdigit():
+            continue
+        partial = os.path.join(folder, name)
+        if host in (HOST, ""):  # "": named by pid only, as before the host was added
+            abandoned = int(pid) == os.getpid() or not _process_alive(int(pid))
+        else:
+            abandoned = time.time() - _last_change(partial) > ABANDONED_AFTER_S
+        if abandoned:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+def _last_change(folder: str) -> float:
+    """The newest modification time of `folder` or anything in it (a pack being written).
+
+    A folder that vanishes meanwhile was just renamed or removed by its owner: it counts as new.
+    """
+    try:
+        newest = os.lstat(folder).st_mtime
+    except FileNotFoundError:
+        return time.time()
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
 
 
 def _clean(exc: BaseException, token: str | None) -> str:

@@ -12,7 +12,11 @@ from ghframes.errors import GhframesError
 
 
 def edits_stats(data: str) -> dict:
-    """Repositories, commits, changes, bytes and skip counts from DATA/edits/manifest.json."""
+    """Repositories, commits, changes, bytes and skip counts from DATA/edits/manifest.json.
+
+    `stale` maps each repository that failed its last crawl but keeps an earlier run's rows
+    (counted in the totals) to the number of commits those rows cover.
+    """
     fs, root = shards.filesystem(data)
     manifest = shards.read_json(fs, f"{root}/edits/{shards.MANIFEST}")
     if manifest is None:
@@ -31,7 +35,8 @@ def edits_stats(data: str) -> dict:
     skipped = Counter()
     for e in repos:
         skipped.update(e.get("skipped", {}))
-    ok = [e for e in repos if e["status"] == "ok"]
+    # A `stale` repository failed its last crawl but keeps the rows an earlier run mined.
+    ok = [e for e in repos if e["status"] == "ok" or e.get("stale")]
     return {
         "repositories": len(manifest["repos"]),
         "by_status": dict(sorted(by_status.items())),
@@ -41,6 +46,7 @@ def edits_stats(data: str) -> dict:
         "bytes": sum(e["bytes"] for e in ok),
         "skipped": dict(sorted(skipped.items())),
         "failed": {e["source"]: e["error"] for e in repos if e["status"] == "failed"},
+        "stale": {e["source"]: e["commits"] for e in repos if e.get("stale")},
     }
 
 

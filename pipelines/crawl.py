@@ -6,7 +6,8 @@ mined once, the one an earlier run mined winning, else the first in input order.
 dies of something unforeseen fails only its repository. `mine_repository` mines only commits the
 repository's state file does not cover yet, writes its shards, then its state file; the driver
 writes `DATA/edits/manifest.json` last. A run killed anywhere and re-run ends with every commit
-mined exactly once, and a re-run retries only repositories that failed.
+mined exactly once, and a re-run retries only repositories that failed. A repository that fails
+after an earlier run mined it stays listed with those shards, marked `stale`.
 """
 
 from __future__ import annotations
@@ -152,6 +153,32 @@ def mine_repository(
         return _entry(source, error=f"{source.spec}: {type(exc).__name__}: {exc}")
 
 
+def _keep_earlier(fs, edits: str, entry: dict) -> dict:
+    """A failed `entry`, still listing what the repository's last successful crawl wrote.
+
+    Its state file names those shards, and they stay on disk until a later success replaces
+    them: a failure now (an unreachable URL, a fetch error, a task that died) records its error
+    but must not hide rows already mined from render and stats. Such an entry is `stale`.
+    """
+    try:
+        state = shards.read_json(fs, f"{edits}/{entry['key']}/{STATE}")
+    except (GhframesError, OSError):
+        return entry  # nothing readable to keep; the failure itself is what gets recorded
+    if not state or state.get("status") != "ok":
+        return entry
+    if any(
+        fs.get_file_info(f"{edits}/{name}").type != shards.pafs.FileType.File
+        for name in state["shards"]
+    ):
+        return entry
+    return state | {
+        "status": "failed",
+        "error": entry["error"],
+        "stale": True,
+        "metadata": entry["metadata"] or state.get("metadata", {}),
+    }
+
+
 def _remove_unlisted(fs, folder: str, listed: set[str]) -> None:
     """Delete shards the state no longer lists (a rewritten history's old shards)."""
     for info in fs.get_file_info(shards.pafs.FileSelector(folder)):
@@ -218,7 +245,7 @@ def crawl(
     owner_of_root = {
         e["root"]: e["key"]
         for e in previous.get("repos", {}).values()
-        if e["status"] == "ok" and e.get("root")
+        if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
     started = _ensure_ray(ray_address, num_cpus)
     try:
@@ -272,7 +299,10 @@ def crawl(
             ray.shutdown()
     repos = dict(previous.get("repos", {}))
     for i in sorted(entries):
-        repos[entries[i]["key"]] = entries[i]
+        entry = entries[i]
+        if entry["status"] == "failed":
+            entry = _keep_earlier(fs, edits, entry)
+        repos[entry["key"]] = entry
     edit_schema = schema.load(EDITS)
     manifest = {
         "table": EDITS,

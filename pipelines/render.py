@@ -133,6 +133,7 @@ def render_one(
         "num_changes": metadata["num_changes"],
         "bytes": fs.get_file_info(path).size,
         "skipped": metadata["skipped"],
+        "oversized": metadata["oversized"],
         "unknown_sequences": metadata["unknown_sequences"],
     }
 
@@ -168,7 +169,8 @@ def render_dataset(
     repos = {
         key: entry
         for key, entry in sorted(edits_manifest.get("repos", {}).items())
-        if entry.get("status") == "ok" and entry.get("shards")
+        # `ok`, or `failed` but still listing what an earlier crawl mined (`stale`)
+        if entry.get("shards")
     }
     if not ray.is_initialized():
         ray.init(

@@ -197,6 +197,73 @@ def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, 
     assert state.stat().st_mtime_ns == before  # the good repository was not mined again
 
 
+def test_a_failing_recrawl_keeps_the_rows_an_earlier_run_mined(make_repo, tmp_path, capsys):
+    r = make_repo("work")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n", "b.py": "y = 1\n"})
+    served = tmp_path / "served"
+    subprocess.run(["git", "clone", "-q", "--bare", str(r.path), str(served)], check=True)
+    url = f"file://{served}"
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
+    (mined,) = manifest(data)["repos"].values()
+    before = rows(data)
+    served.rename(tmp_path / "moved")  # the URL no longer answers: the fetch fails
+    capsys.readouterr()
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"ghframes: error: {url}: fetch failed (")
+    assert "kept from an earlier run" in out and "crawled 0/1 repositories" in out
+    (entry,) = manifest(data)["repos"].values()
+    assert (entry["status"], entry["stale"]) == ("failed", True)
+    assert entry["error"] == err.removeprefix("ghframes: error: ").strip()
+    same = ("shards", "commits", "changes", "bytes", "head", "root", "skipped")
+    assert {k: entry[k] for k in same} == {k: mined[k] for k in same}
+    assert rows(data).equals(before) and before.num_rows == 3
+    assert cli.main(["stats", str(data), "--json"], env={}) == 0
+    stats = json.loads(capsys.readouterr().out)["edits"]
+    assert (stats["commits"], stats["changes"], stats["shards"]) == (2, 3, 1)
+    assert stats["by_status"] == {"failed": 1} and stats["stale"] == {url: 2}
+    # Render replays the kept rows: both commits, all three changes.
+    assert cli.main(["render", str(data), "--no-progress"], env={}) == 0
+    frames = json.loads((data / "frames" / "manifest.json").read_text())
+    (session,) = frames["sessions"].values()
+    assert (session["key"], session["num_commits"], session["num_changes"]) == (
+        entry["key"],
+        2,
+        3,
+    )
+    # Back online with a new commit: mined on from where the kept rows end, no longer stale.
+    (tmp_path / "moved").rename(served)
+    r.commit("three", {"b.py": "y = 2\n"})
+    r.git("push", "-q", str(served), "main")
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
+    (entry,) = manifest(data)["repos"].values()
+    assert (entry["status"], entry["commits"], "stale" in entry) == ("ok", 3, False)
+    assert entry["shards"][0] == mined["shards"][0] and len(entry["shards"]) == 2
+
+
+def test_a_killed_clones_leftover_is_removed_when_the_mirror_is_cloned(make_repo, tmp_path):
+    from ghframes.sources import HOST, parse_source
+
+    r = make_repo("work")
+    r.commit("one", {"a.py": "x = 1\n"})
+    url = f"file://{r.path}"
+    cache = tmp_path / "cache"
+    mirror = cache / f"{parse_source(url).key}.git"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a finished process: its pid names no live clone
+    leftover = Path(f"{mirror}.partial-{HOST}-{dead.pid}")
+    (leftover / "objects").mkdir(parents=True)
+    (leftover / "objects" / "half.pack").write_bytes(b"PACK")
+    data = tmp_path / "data"
+    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
+    assert not leftover.exists()
+    assert [p.name for p in cache.iterdir()] == [mirror.name]
+    (entry,) = manifest(data)["repos"].values()
+    assert (entry["status"], entry["commits"]) == ("ok", 1)
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pygit2
 import pytest
 
 from ghframes.errors import GhframesError
-from ghframes.sources import _Credentials, github_source, open_repository, parse_source, redact
+from ghframes.sources import (
+    ABANDONED_AFTER_S,
+    HOST,
+    _Credentials,
+    github_source,
+    open_repository,
+    parse_source,
+    redact,
+)
 
 TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
 
@@ -119,3 +130,34 @@ def test_a_server_asking_for_a_password_gets_no_token_and_a_clean_error(password
         assert str(err.value).startswith(f"{source.spec}: clone failed (")
     assert received and not any(received)
     assert not list((tmp_path / "cache").iterdir())
+
+
+def test_only_this_mirrors_abandoned_partial_clones_are_removed(make_repo, tmp_path):
+    r = make_repo("work")
+    r.commit("one", {"a.py": "x = 1\n"})
+    source = parse_source(f"file://{r.path}")
+    cache = tmp_path / "cache"
+    mirror = f"{cache}/{source.key}.git"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    old = time.time() - ABANDONED_AFTER_S - 60
+    partials = {
+        "killed here": f"{mirror}.partial-{HOST}-{dead.pid}",
+        "killed, pid-only name": f"{mirror}.partial-{dead.pid}",
+        "live here": f"{mirror}.partial-{HOST}-{os.getppid()}",
+        "other machine, idle": f"{mirror}.partial-elsewhere-{dead.pid}",
+        "other machine, busy": f"{mirror}.partial-elsewhere-{dead.pid + 1}",
+        "other repository": f"{cache}/other-0123456789.git.partial-{HOST}-{dead.pid}",
+    }
+    for path in partials.values():
+        os.makedirs(f"{path}/objects/pack")
+        open(f"{path}/objects/pack/tmp_pack", "wb").close()
+    idle = partials["other machine, idle"]  # nothing in it changed for longer than the limit
+    for parent, dirs, files in os.walk(idle):
+        for name in dirs + files:
+            os.utime(os.path.join(parent, name), (old, old))
+    os.utime(idle, (old, old))
+    repo = open_repository(source, str(cache))
+    assert repo.head.peel(pygit2.Commit).message == "one\n"
+    left = {case for case, path in partials.items() if os.path.exists(path)}
+    assert left == {"live here", "other machine, busy", "other repository"}
