@@ -145,13 +145,19 @@ def _open_local(source: Source) -> pygit2.Repository:
         raise GhframesError(f"{source.spec}: not a git repository") from None
 
 
+def token_host(source: Source) -> str | None:
+    """The one host that may receive the GitHub token when cloning ``source``: the clone URL's
+    host for an OWNER/NAME source (github.com, or the Enterprise host the API named), and
+    github.com for a clone URL there (private repositories); None for anything else."""
+    host = urllib.parse.urlsplit(source.location).hostname
+    if source.kind == "github" or host == "github.com":
+        return host
+    return None
+
+
 def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> pygit2.Repository:
     path = os.path.join(cache_dir, source.key + ".git")
-    # The token is GitHub's: only the clone URL the API gave for an OWNER/NAME source may get it.
-    token_host = (
-        urllib.parse.urlsplit(source.location).hostname if source.kind == "github" else None
-    )
-    callbacks = _Credentials(token, token_host)
+    callbacks = _Credentials(token, token_host(source))
     if os.path.isdir(path):
         repo = pygit2.Repository(path)
         if fetch:

@@ -20,6 +20,7 @@ from ghframes.sources import (
     open_repository,
     parse_source,
     redact,
+    token_host,
 )
 
 TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
@@ -97,6 +98,13 @@ def test_token_goes_only_to_the_github_host_over_https():
     for url in ("https://evil.example/o/n.git", "http://github.com/o/n.git"):
         with pytest.raises(pygit2.Passthrough):
             callbacks.credentials(url, None, userpass)
+
+
+def test_only_github_clone_urls_may_receive_the_token():
+    assert token_host(parse_source("octo/cat")) == "github.com"
+    assert token_host(parse_source("https://github.com/octo/private.git")) == "github.com"
+    for spec in ("https://gitlab.example/o/n.git", "git://127.0.0.1/o/n.git", "file:///tmp/r"):
+        assert token_host(parse_source(spec)) is None
 
 
 @pytest.fixture
