@@ -95,8 +95,6 @@ def cast_events(session: LazySession, start: int, stop: int, cps: float) -> Iter
 
 
 def write_cast(session: LazySession, path: str, start: int, stop: int, cps: float) -> None:
-    if cps <= 0:
-        raise GhframesError(f"--cps must be positive, not {cps}")
     header = {
         "version": 2,
         "width": COLS,
@@ -191,6 +189,8 @@ class _atomic:
 def run(args, env) -> int:
     session = open_lazy(args.data, args.session)
     start, stop = frame_range(session, args.start, args.stop)
+    if args.format in ("cast", "html") and not 0 < args.cps < float("inf"):  # NaN fails too
+        raise GhframesError(f"--cps must be a positive, finite number, not {args.cps:g}")
     if args.format == "cast":
         write_cast(session, args.output, start, stop, args.cps)
         print(f"wrote {args.output}: {stop - start} frames as asciicast v2 at {args.cps:g} cps")

@@ -6,8 +6,10 @@ per cell, "\\u0000" for the right half of a wide character). The player rebuilds
 from its keyframe, so seeking is instant. Nothing is loaded from elsewhere.
 
 The URL fragment drives it too (used by the tests and handy for links):
-`#frame=N` opens at frame N, `#play` starts playing, `#speed=S` sets frames per second,
-`#search=TEXT` jumps to the first frame showing TEXT, `#keys=...` presses those keys in order.
+`#frame=N` opens at frame N, `#goto=N` or `#goto=P%` goes there as the `g` key does,
+`#play` starts playing, `#speed=S` sets frames per second (default: the speed nearest
+`--cps`), `#search=TEXT` jumps to the first frame showing TEXT, `#keys=...` presses those keys
+in order.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ body{background:#181818;color:#ddd;font-family:sans-serif;margin:12px}
 const D = JSON.parse(document.getElementById("data").textContent);
 const N = D.frames.length, K = D.keyframe;
 const SPEEDS = [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500];
-let t = 0, playing = false, speed = SPEEDS.indexOf(30), query = "", message = "";
+let t = 0, playing = false, speed = nearestSpeed(D.cps), query = "", message = "";
 let grid = null, gridAt = -1;
 function apply(rows, diffs) {
   for (const [y, a, text] of diffs) {
@@ -152,7 +154,22 @@ function draw() {
   document.getElementById("play").textContent = playing ? "pause" : "play";
   document.title = "frame " + f;
 }
+function nearestSpeed(fps) {
+  let best = 0;
+  for (let i = 1; i < SPEEDS.length; i++)
+    if (Math.abs(Math.log(SPEEDS[i] / fps)) < Math.abs(Math.log(SPEEDS[best] / fps))) best = i;
+  return best;
+}
 function go(i) { t = Math.max(0, Math.min(N - 1, i)); draw(); }
+function gotoText(s) {  // "N": frame N of the session; "P%": P percent into the exported frames
+  s = s.trim();
+  const pct = s.endsWith("%"), v = Number(pct ? s.slice(0, -1) : s);
+  if (!s || !Number.isFinite(v) || (pct ? v < 0 || v > 100 : !Number.isInteger(v)))
+    message = "not a frame number or percentage: " + JSON.stringify(s);
+  else if (pct) go(Math.round(v / 100 * (N - 1)));
+  else if (v >= D.start && v < D.start + N) go(v - D.start);
+  else message = "frame " + v + " is out of range (" + D.start + ".." + (D.start + N - 1) + ")";
+}
 function search(from, step) {
   for (let i = from; i >= 0 && i < N; i += step) {
     if (frameText(i).some(r => r.includes(query))) { message = "found " + JSON.stringify(query) + " at frame " + (D.start + i); go(i); return; }
@@ -177,11 +194,7 @@ function key(k) {
   else if (k === "{") commitJump(-1);
   else if (k === "Home") go(0);
   else if (k === "End") go(N - 1);
-  else if (k === "g") {
-    const s = (prompt("go to frame (N or N%)") || "").trim();
-    if (s.endsWith("%")) go(Math.round(parseFloat(s) / 100 * (N - 1)));
-    else if (s) { const n = parseInt(s, 10) - D.start; if (n >= 0 && n < N) go(n); else message = "frame " + s + " is out of range"; }
-  }
+  else if (k === "g") { const s = prompt("go to frame (N or N%)"); if (s) gotoText(s); }
   else if (k === "/") { const s = prompt("search"); if (s) { query = s; search(t, 1); } }
   else if (k === "n") { if (query) search(t + 1, 1); }
   else if (k === "N") { if (query) search(t - 1, -1); }
@@ -215,6 +228,7 @@ setInterval(() => {
 const params = new URLSearchParams(location.hash.slice(1));
 if (params.has("speed")) { const s = SPEEDS.indexOf(parseInt(params.get("speed"), 10)); if (s >= 0) speed = s; }
 if (params.has("frame")) t = Math.max(0, Math.min(N - 1, parseInt(params.get("frame"), 10) - D.start));
+if (params.has("goto")) gotoText(params.get("goto"));
 if (params.has("play")) playing = true;
 if (params.has("search")) { query = params.get("search"); search(t, 1); }
 if (params.has("keys")) for (const k of Array.from(params.get("keys"))) key(k);

@@ -4,7 +4,7 @@ Without --session, a list of sessions to pick from. The player decodes frames a 
 time (ghframes.chunks), so opening is instant at any session length. In a terminal smaller
 than 160x48 (plus two status lines) it shows a viewport that follows the cursor and can be
 panned, and says so. The terminal is restored on exit, Ctrl-C and errors (curses.endwin in a
-`finally`). Keys: see HELP below and ghframes/README_VIEW.md.
+`finally`). Keys: see HELP below and the README.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import os
 import sys
 import time
 
-from ghframes.chunks import LazySession, list_sessions, open_lazy
+from ghframes.chunks import LazySession, SearchCancelled, list_sessions, open_lazy
+from ghframes.editor import display_width, glyph
 from ghframes.errors import GhframesError
 from ghframes.terminal import COLS, ROWS, WIDE_STUB
 
@@ -25,10 +26,24 @@ UNICODE = [True]  # whether the terminal's locale encodes UTF-8 (set by run)
 SPEEDS = [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500]  # frames per second
 SIDE = 24  # width of the action column shown beside the screen when there is room
 
+SEARCH_POLL_S = 0.1  # a running search redraws its progress and reads the keyboard this often
+
+# `?` shows these over the bottom of the screen, wrapped to the terminal's width (ASCII only,
+# so a terminal without UTF-8 shows them too)
 HELP = (
-    "space play/pause  +/- speed  ./, or →/← step  ]/[ or PgDn/PgUp ±100  "
-    "g goto (N or N%)  }/{ next/prev commit  / search  n/N next/prev match  "
-    "hjkl pan  f follow  Home/End  q quit"
+    "space play/pause",
+    "+/- speed",
+    "./, or Right/Left step",
+    "]/[ or PgDn/PgUp 100 frames",
+    "g go to frame N or N%",
+    "}/{ next/previous commit",
+    "/ search",
+    "n/N next/previous match",
+    "any key stops a search",
+    "hjkl pan",
+    "f follow the cursor",
+    "Home/End first/last frame",
+    "q quit",
 )
 
 
@@ -43,6 +58,7 @@ class Player:
         self.follow = True
         self.query = ""
         self.message = ""
+        self.help = False  # the key list shows until the next key
 
     # -- navigation -------------------------------------------------------------------------
     def goto(self, t: int) -> None:
@@ -80,22 +96,52 @@ class Player:
         except ValueError:
             self.message = f"not a frame number or percentage: {text!r}"
 
-    def search(self, backward: bool = False) -> None:
+    def search(self, scr, start: int, backward: bool = False) -> None:
+        """Go to the first frame from `start` (inclusive) that shows the last search string."""
         if not self.query:
             self.message = "no search yet: press /"
             return
-        start = self.t - 1 if backward else self.t + 1
         if start < 0 or start >= len(self.s):
             hit = None
         else:
-            hit = self.s.search(self.query, start, backward=backward)
+            try:
+                hit = self.s.search(self.query, start, backward, self.search_progress(scr))
+            except SearchCancelled as stop:
+                self.message = f"search cancelled at frame {stop.frame}"
+                return
         if hit is None:
-            self.message = (
-                f"{self.query!r} not found {'before' if backward else 'after'} this frame"
-            )
+            where = "before this frame" if backward else "after this frame"
+            if start == self.t:
+                where = "from this frame on"
+            self.message = f"{self.query!r} not found {where}"
         else:
             self.goto(hit)
             self.message = f"found {self.query!r} at frame {hit}"
+
+    def search_progress(self, scr):
+        """The `cancel` callback of a search: every SEARCH_POLL_S it shows how far the search
+        got and reads the keyboard without waiting; any key (Esc, say) stops the search. A
+        long session takes seconds to search; Ctrl-C still quits (SIGINT, not a key)."""
+        h, w = scr.getmaxyx()
+        n = len(self.s)
+        last = [float("-inf")]
+
+        def cancel(t: int) -> bool:
+            now = time.monotonic()
+            if now - last[0] < SEARCH_POLL_S:
+                return False
+            last[0] = now
+            line = f"searching for {self.query!r} ... frame {t}/{n} - any key stops"
+            _put(scr, h - 1, 0, line.ljust(w), w)
+            scr.refresh()
+            scr.timeout(0)
+            try:
+                key = scr.get_wch()
+            except curses.error:  # no key waiting
+                return False
+            return key != curses.KEY_RESIZE
+
+        return cancel
 
     # -- drawing ----------------------------------------------------------------------------
     def layout(self, h: int, w: int) -> tuple[int, int, bool]:
@@ -142,6 +188,8 @@ class Player:
         if self.top <= cy < self.top + rows and self.left <= cx < self.left + cols:
             with contextlib.suppress(curses.error):
                 scr.chgat(cy - self.top, cx - self.left, 1, curses.A_REVERSE)
+        if self.help:
+            self.draw_help(scr, rows, w)
         self.draw_status(scr, h, w, rows, cols)
         scr.refresh()
 
@@ -153,6 +201,21 @@ class Player:
                 text = f"{t:>8} {self.s.actions[t]}"[:width]
                 attr = curses.A_REVERSE if t == self.t else 0
                 _put(scr, y, x, text.ljust(width) if attr else text, x + width, attr)
+
+    def draw_help(self, scr, rows: int, w: int) -> None:
+        """The key list over the bottom rows of the screen area, wrapped at whole entries."""
+        lines, line = ["keys (this list closes at the next key)"], ""
+        for entry in HELP:
+            if line and len(line) + 3 + len(entry) > w:
+                lines.append(line)
+                line = entry
+            else:
+                line = f"{line} | {entry}" if line else entry
+        lines.append(line)
+        if len(lines) > rows:  # a very small terminal: what fits, and where the rest is
+            lines = lines[: rows - 1] + ["more keys in a larger terminal"]
+        for y, line in enumerate(lines, start=rows - len(lines)):
+            _put(scr, y, 0, line.ljust(w), w, curses.A_REVERSE if y == rows - len(lines) else 0)
 
     def draw_status(self, scr, h: int, w: int, rows: int, cols: int) -> None:
         n = len(self.s)
@@ -192,8 +255,12 @@ class Player:
             curses.curs_set(1)
         try:
             while True:
-                _put(scr, h - 1, 0, (label + text).ljust(w - 1), w)
-                scr.move(h - 1, min(len(label) + len(text), w - 1))
+                shown = text
+                while shown and display_width(label + shown) > w - 1:
+                    shown = shown[1:]  # a long answer scrolls: its end and the cursor stay in view
+                _put(scr, h - 1, 0, (label + shown).ljust(w - 1), w)
+                # in cells, as the terminal counts them: a wide character (世) takes two
+                scr.move(h - 1, min(display_width(label + shown), w - 1))
                 scr.refresh()
                 key = scr.get_wch()
                 if key in ("\n", "\r", curses.KEY_ENTER):
@@ -211,7 +278,10 @@ class Player:
     def handle(self, scr, key) -> bool:
         """Act on one key; False to leave the player."""
         n = len(self.s)
+        if key == curses.KEY_RESIZE:
+            return True  # redrawn at the new size; a message or the help stays
         self.message = ""
+        self.help = False
         if key in ("q", "\x1b"):
             return False
         if key == " ":
@@ -248,16 +318,11 @@ class Player:
             text = self.prompt(scr, "search: ")
             if text:
                 self.query = text
-                hit = self.s.search(text, self.t)
-                if hit is None:
-                    self.message = f"{text!r} not found from this frame on"
-                else:
-                    self.goto(hit)
-                    self.message = f"found {text!r} at frame {hit}"
+                self.search(scr, self.t)
         elif key == "n":
-            self.search()
+            self.search(scr, self.t + 1)
         elif key == "N":
-            self.search(backward=True)
+            self.search(scr, self.t - 1, backward=True)
         elif key in ("h", "j", "k", "l"):
             self.follow = False
             dy, dx = {"h": (0, -8), "l": (0, 8), "k": (-4, 0), "j": (4, 0)}[key]
@@ -267,9 +332,7 @@ class Player:
             self.follow = True
             self.top = self.left = 0  # then move only as far as the cursor needs
         elif key == "?":
-            self.message = HELP
-        elif key == curses.KEY_RESIZE:
-            pass
+            self.help = True
         return True
 
     def loop(self, scr) -> None:
@@ -301,9 +364,25 @@ class Player:
                     self.playing = False
 
 
+def fit(text: str, width: int) -> str:
+    """`text` in at most `width` cells: control and zero-width characters (a commit message's
+    `\r`, a tab in a path) in the editor's visible notation, wide characters counted as two, so
+    curses never moves the cursor or wraps onto the next row."""
+    if text.isascii() and text.isprintable():
+        return text[: max(width, 0)]
+    out, used = [], 0
+    for char in text:
+        cells, n = glyph(char)
+        if used + n > width:
+            break
+        out.append(cells)
+        used += n
+    return "".join(out)
+
+
 def _put(scr, y: int, x: int, text: str, limit: int, attr: int = 0) -> None:
     """Write text at (y, x) clipped to column `limit` (curses raises on the last cell)."""
-    text = text[: max(limit - x, 0)]
+    text = fit(text, limit - x)
     if not UNICODE[0]:
         text = text.encode("ascii", "replace").decode()
     if not text:

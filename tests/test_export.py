@@ -191,9 +191,12 @@ def test_png_draws_the_frame_with_a_monospace_font(dataset, tmp_path):
                 assert cell.any(), (y, x, chr(frame[y, x]))
 
 
-def synthetic_session(data, n_frames: int, bad_chunk: int | None = None) -> str:
+def synthetic_session(
+    data, n_frames: int, bad_chunk: int | None = None, path: str | None = None
+) -> str:
     """Write DATA/frames with one synthetic session of `n_frames` frames (frame t shows
-    t % 256 on its first row); chunk `bad_chunk` gets a blob that does not decompress."""
+    t % 256 on its first row); chunk `bad_chunk` gets a blob that does not decompress;
+    `path`: the file the session edits from frame 0."""
     from ghframes import shards
     from ghframes.frames import FRAMES_DIR, frames_schema
 
@@ -224,7 +227,7 @@ def synthetic_session(data, n_frames: int, bad_chunk: int | None = None) -> str:
         "key": "big",
         "num_frames": n_frames,
         "commits": [[0, "0" * 40, 0]],
-        "changes": [],
+        "changes": [] if path is None else [{"first_frame": 0, "path": path}],
         "first_commit_index": 0,
         "last_commit_index": 0,
     }
@@ -234,7 +237,7 @@ def synthetic_session(data, n_frames: int, bad_chunk: int | None = None) -> str:
         shard="big.parquet",
         num_commits=1,
         bytes=size,
-        num_changes=0,
+        num_changes=len(meta["changes"]),
         skipped={},
         unknown_sequences=0,
     )
@@ -350,6 +353,38 @@ def test_html_player_loads_seeks_plays_and_searches_in_chromium(dataset, tmp_pat
         band = gray[int(pad + (y + 0.3) * cell_h) : int(pad + (y + 0.8) * cell_h)]
         if y != cursor_row and (not text.strip() or any(c.isalnum() for c in text)):
             assert (band > 300).any() == bool(text.strip()), (y, text)
+
+
+def test_html_go_to_and_speed_from_cps(dataset, tmp_path):
+    data, sid = dataset
+    chromium()
+    out = tmp_path / "g.html"
+    argv = ["export", data, "--session", sid, "--format", "html", "-o", str(out)]
+    assert cli.main([*argv, "--from", "100", "--to", "1101", "--cps", "120"]) == 0
+    n = len(open_lazy(data, sid))
+    _, status, _ = dom_state(browse(out, "", "--dump-dom"))
+    assert status.startswith(f"paused | frame 100/{n} | 120 f/s")
+    # `g` takes a frame of the session or a percentage of the exported frames
+    _, status, _ = dom_state(browse(out, "goto=50%25", "--dump-dom"))
+    assert f"frame 600/{n}" in status
+    _, status, _ = dom_state(browse(out, "goto=1000", "--dump-dom"))
+    assert f"frame 1000/{n}" in status
+    _, status, _ = dom_state(browse(out, "goto=99", "--dump-dom"))
+    assert f"frame 100/{n}" in status and "frame 99 is out of range (100..1100)" in status
+    _, status, _ = dom_state(browse(out, "goto=abc%25", "--dump-dom"))
+    assert f"frame 100/{n}" in status and 'not a frame number or percentage: "abc%"' in status
+
+
+def test_cps_must_be_a_positive_number(dataset, tmp_path, capsys):
+    data, sid = dataset
+    for fmt in ("cast", "html"):
+        for cps in ("0", "-3", "nan", "inf"):
+            argv = ["export", data, "--session", sid, "--format", fmt, "-o", str(tmp_path / "x")]
+            assert cli.main([*argv, "--cps", cps]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, (fmt, cps, err)
+            assert "--cps must be a positive, finite number" in err, (fmt, cps, err)
+    assert not os.path.exists(tmp_path / "x")
 
 
 def test_from_to_apply_to_html_and_png(dataset, tmp_path):
