@@ -102,7 +102,7 @@ class SweepConfig:
 
 
 PRESETS = {
-    # 2 CPU cores, ~8 minutes: 20k-parameter models, one seed.
+    # 2 CPU cores, 8-10 minutes: 20k-parameter models, one seed.
     "quick": SweepConfig(),
     # One GPU: two sizes, 5x and 15x the parameters, ~10x the sequences, a 4x4 maze, depths up
     # to 64. Not yet run at this scale: expect to tune lr and steps on first use.
