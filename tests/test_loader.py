@@ -126,6 +126,33 @@ def test_eval_split_is_held_out(data):
     assert {int(s) for b in held for s in b["session"][b["mask"]]} == set(held.split_sessions)
 
 
+def test_split_follows_the_history_not_where_it_was_crawled(tmp_path, make_repo, ray_local):
+    """Session ids carry the repository's location (two local repositories may share a folder
+    name), but a session's split depends only on its repository name and first commit: the
+    same history crawled from another folder holds out the same sessions."""
+    from ghframes import cli
+
+    repo = make_repo("a/proj")
+    for k in range(12):
+        repo.commit(f"step {k}", {f"f{k % 3}.py": f"x = {k}\n" * (k + 1)})
+    shutil.copytree(repo.path, tmp_path / "b" / "proj")
+
+    def held(source: Path) -> tuple[set[str], set[tuple]]:
+        data = tmp_path / f"data-{source.parent.name}"
+        assert cli.main(["crawl", str(source), "--out", str(data), "--no-progress"]) == 0
+        render = ["render", str(data), "--max-frames-per-session", "150", "--no-progress"]
+        assert cli.main(render) == 0
+        manifest = json.loads((data / "frames" / "manifest.json").read_text())["sessions"]
+        ds = FrameStream(str(data), 2, 64, "stream", split="eval", eval_fraction=0.5)
+        assert len(ds.sessions) >= 6
+        ids = {ds.sessions[i].id for i in ds.split_sessions}
+        return ids, {(manifest[i]["repo"], manifest[i]["first_commit_index"]) for i in ids}
+
+    (ids_a, where_a), (ids_b, where_b) = held(repo.path), held(tmp_path / "b" / "proj")
+    assert ids_a.isdisjoint(ids_b)  # the ids differ with the location
+    assert where_a == where_b and len(where_a) >= 2
+
+
 def test_order_is_a_function_of_seed_and_epoch_and_independent_of_workers(data):
     a = batches(FrameStream(data, 2, 128, "window", seed=3))
     same(a, batches(FrameStream(data, 2, 128, "window", seed=3)))

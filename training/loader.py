@@ -394,6 +394,15 @@ class _Plan:
     win_start: np.ndarray | None = None  # window: first frame of each window
 
 
+def split_key(session_id: str, summary: dict) -> str:
+    """What decides a session's split: `repo@first_commit_index` from its manifest summary,
+    neither of which depends on where DATA lives or on the render options (both part of the
+    id); the id itself for manifests without them."""
+    if "repo" in summary and "first_commit_index" in summary:
+        return f"{summary['repo']}@{summary['first_commit_index']}"
+    return session_id
+
+
 @dataclass(frozen=True)
 class SessionEntry:
     id: str
@@ -412,8 +421,10 @@ class FrameStream(torch.utils.data.IterableDataset):
         floor(n / T) windows at an offset drawn per (seed, epoch, session); shorter sessions are
         skipped, or with `pad_short` give one window padded with mask False; the windows of all
         sessions are shuffled and dealt B x world_size per global batch, the last one padded.
-    split: sessions are held out ("eval") by a hash of their id, a fraction `eval_fraction`
-        (at least one session when there are two or more); "train" never yields them.
+    split: sessions are held out ("eval") by a hash of their split key, a fraction
+        `eval_fraction` (at least one session when there are two or more); "train" never yields
+        them. The key is the repository and the session's first commit (`split_key`), which
+        stay the same when DATA moves or is rendered again with other options.
     rank/world_size: default to torch.distributed's when it is initialized, else 0/1. With a
         DataLoader of W workers, worker w makes batches w, w + W, ... (the order is the same for
         any W; iterate with batch_size=None).
@@ -483,7 +494,8 @@ class FrameStream(torch.utils.data.IterableDataset):
             for sid, s in sorted(manifest["sessions"].items())
         ]
         self.session_ids = [s.id for s in self.sessions]
-        held = self.held_out(self.session_ids, eval_fraction)
+        keys = {sid: split_key(sid, s) for sid, s in manifest["sessions"].items()}
+        held = self.held_out(keys, eval_fraction)
         self.split_sessions = [
             i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")
         ]
@@ -510,12 +522,15 @@ class FrameStream(torch.utils.data.IterableDataset):
     # -- contract -------------------------------------------------------------------------------
 
     @staticmethod
-    def held_out(ids: list[str], fraction: float) -> set[str]:
-        """The eval sessions: hash(id) below `fraction` (the lowest hash if none and >= 2)."""
-        keys = {sid: _hash64("ghframes-split", sid) / 2.0**64 for sid in ids}
-        held = {sid for sid, h in keys.items() if h < fraction}
-        if not held and fraction > 0 and len(ids) >= 2:
-            held = {min(keys, key=keys.get)}
+    def held_out(split_keys: dict[str, str], fraction: float) -> set[str]:
+        """The eval sessions of {session id: split key}: hash(key) below `fraction` (the
+        session with the lowest hash if that holds out none and there are >= 2)."""
+        hashes = {
+            sid: (_hash64("ghframes-split", key) / 2.0**64, sid) for sid, key in split_keys.items()
+        }
+        held = {sid for sid, (h, _) in hashes.items() if h < fraction}
+        if not held and fraction > 0 and len(hashes) >= 2:
+            held = {min(hashes, key=hashes.get)}
         return held
 
     @property
