@@ -197,9 +197,6 @@ def synthetic_session(
     """Write DATA/frames with one synthetic session of `n_frames` frames (frame t shows
     t % 256 on its first row); chunk `bad_chunk` gets a blob that does not decompress;
     `path`: the file the session edits from frame 0."""
-    from ghframes import shards
-    from ghframes.frames import FRAMES_DIR, frames_schema
-
     per = 256
     frames = np.full((per, ROWS, COLS), 32, dtype=np.uint32)
     for t in range(per):
@@ -211,47 +208,45 @@ def synthetic_session(
     blobs = [blob] * (k - 1) + [last_blob]
     if bad_chunk is not None:
         blobs[bad_chunk] = b"not zstd at all"
+    itemsizes = [itemsize] * (k - 1) + [last_itemsize]
+    return write_one_session(data, "big", counts, itemsizes, blobs, path)
+
+
+def write_one_session(
+    data, name: str, counts: list[int], itemsizes: list[int], blobs: list[bytes], path=None
+) -> str:
+    """Write DATA/frames as one session `name` of the given encoded chunks (`counts` frames
+    each), with its manifest; returns its id. `path`: the file it edits from frame 0."""
+    from ghframes import shards
+    from ghframes.frames import FRAMES_DIR, frames_schema
+
     chunks = {
-        "chunk": list(range(k)),
-        "first_frame": [i * per for i in range(k)],
+        "chunk": list(range(len(counts))),
+        "first_frame": [sum(counts[:i]) for i in range(len(counts))],
         "num_frames": counts,
-        "frame_itemsize": [itemsize] * (k - 1) + [last_itemsize],
+        "frame_itemsize": itemsizes,
         "frames": blobs,
         "actions": [["x"] * c for c in counts],
         "cursor": [bytes(2 * c) for c in counts],
     }
     fs, root = shards.filesystem(str(data))
-    sid = "big-0000000000-c000000"
+    sid = f"{name}-0000000000-c000000"
     meta = {
-        "repo": "big",
-        "key": "big",
-        "num_frames": n_frames,
+        "repo": name,
+        "key": name,
+        "num_frames": sum(counts),
         "commits": [[0, "0" * 40, 0]],
         "changes": [] if path is None else [{"first_frame": 0, "path": path}],
         "first_commit_index": 0,
         "last_commit_index": 0,
     }
-    size = write_session(fs, f"{root}/{FRAMES_DIR}/big.parquet", sid, chunks, meta)
-    session_entry = dict(
-        meta,
-        shard="big.parquet",
-        num_commits=1,
-        bytes=size,
-        num_changes=len(meta["changes"]),
-        skipped={},
-        unknown_sequences=0,
-    )
-    del session_entry["commits"], session_entry["changes"]
-    shards.write_json_atomic(
-        fs,
-        f"{root}/{FRAMES_DIR}/manifest.json",
-        {
-            "table": "frames",
-            "version": frames_schema().version,
-            "repos": {},
-            "sessions": {sid: session_entry},
-        },
-    )
+    size = write_session(fs, f"{root}/{FRAMES_DIR}/{name}.parquet", sid, chunks, meta)
+    entry = dict(meta, shard=f"{name}.parquet", num_commits=1, bytes=size)
+    entry.update(num_changes=len(meta["changes"]), skipped={}, unknown_sequences=0)
+    del entry["commits"], entry["changes"]
+    manifest = {"table": "frames", "version": frames_schema().version, "repos": {}}
+    manifest["sessions"] = {sid: entry}
+    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/manifest.json", manifest)
     return sid
 
 

@@ -126,10 +126,13 @@ def test_eval_split_is_held_out(data):
     assert {int(s) for b in held for s in b["session"][b["mask"]]} == set(held.split_sessions)
 
 
-def test_split_follows_the_history_not_where_it_was_crawled(tmp_path, make_repo, ray_local):
+def test_split_and_order_follow_the_history_not_where_it_was_crawled(
+    tmp_path, make_repo, ray_local
+):
     """Session ids carry the repository's location (two local repositories may share a folder
-    name), but a session's split depends only on its repository name and first commit: the
-    same history crawled from another folder holds out the same sessions."""
+    name), but a session's split and place in the order depend only on its repository name
+    and first commit: the same history crawled from another folder holds out the same
+    sessions and gives the same batches."""
     from ghframes import cli
 
     repo = make_repo("a/proj")
@@ -137,7 +140,7 @@ def test_split_follows_the_history_not_where_it_was_crawled(tmp_path, make_repo,
         repo.commit(f"step {k}", {f"f{k % 3}.py": f"x = {k}\n" * (k + 1)})
     shutil.copytree(repo.path, tmp_path / "b" / "proj")
 
-    def held(source: Path) -> tuple[set[str], set[tuple]]:
+    def held(source: Path) -> tuple[set[str], set[tuple], list[dict]]:
         data = tmp_path / f"data-{source.parent.name}"
         assert cli.main(["crawl", str(source), "--out", str(data), "--no-progress"]) == 0
         render = ["render", str(data), "--max-frames-per-session", "150", "--no-progress"]
@@ -146,11 +149,16 @@ def test_split_follows_the_history_not_where_it_was_crawled(tmp_path, make_repo,
         ds = FrameStream(str(data), 2, 64, "stream", split="eval", eval_fraction=0.5)
         assert len(ds.sessions) >= 6
         ids = {ds.sessions[i].id for i in ds.split_sessions}
-        return ids, {(manifest[i]["repo"], manifest[i]["first_commit_index"]) for i in ids}
+        where = {(manifest[i]["repo"], manifest[i]["first_commit_index"]) for i in ids}
+        return ids, where, batches(FrameStream(str(data), 2, 64, "window", seed=1))
 
-    (ids_a, where_a), (ids_b, where_b) = held(repo.path), held(tmp_path / "b" / "proj")
+    (ids_a, where_a, train_a), (ids_b, where_b, train_b) = (
+        held(repo.path),
+        held(tmp_path / "b" / "proj"),
+    )
     assert ids_a.isdisjoint(ids_b)  # the ids differ with the location
     assert where_a == where_b and len(where_a) >= 2
+    same(train_a, train_b)
 
 
 def test_order_is_a_function_of_seed_and_epoch_and_independent_of_workers(data):

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from test_export import dataset, synthetic_session  # noqa: F401  (shared rendered sample)
+from test_export import dataset, synthetic_session, write_one_session  # noqa: F401  (shared rendered sample)
 
 from ghframes import cli
 from ghframes.chunks import SearchCancelled, find_in_frames, open_lazy
@@ -353,41 +353,11 @@ def test_help_wraps_over_lines_that_fit_the_terminal(dataset, tmux):  # noqa: F8
 def frames_session(data, frames: np.ndarray, per: int) -> str:
     """Write DATA/frames with one session showing `frames: uint32 [n, ROWS, COLS]`, `per`
     frames a chunk, each chunk in its narrowest dtype (as the renderer stores them)."""
-    from ghframes import shards
-    from ghframes.frames import FRAMES_DIR, frames_schema, write_session
-
-    n = len(frames)
-    starts = list(range(0, n, per))
+    starts = list(range(0, len(frames), per))
     encoded = [encode_chunk(frames[i : i + per]) for i in starts]
-    counts = [min(per, n - i) for i in starts]
-    chunks = {
-        "chunk": list(range(len(starts))),
-        "first_frame": starts,
-        "num_frames": counts,
-        "frame_itemsize": [size for size, _ in encoded],
-        "frames": [blob for _, blob in encoded],
-        "actions": [["x"] * c for c in counts],
-        "cursor": [bytes(2 * c) for c in counts],
-    }
-    fs, root = shards.filesystem(str(data))
-    sid = "wide-0000000000-c000000"
-    meta = {
-        "repo": "wide",
-        "key": "wide",
-        "num_frames": n,
-        "commits": [[0, "0" * 40, 0]],
-        "changes": [],
-        "first_commit_index": 0,
-        "last_commit_index": 0,
-    }
-    size = write_session(fs, f"{root}/{FRAMES_DIR}/wide.parquet", sid, chunks, meta)
-    entry = dict(meta, shard="wide.parquet", num_commits=1, bytes=size, num_changes=0)
-    entry.update(skipped={}, unknown_sequences=0)
-    del entry["commits"], entry["changes"]
-    manifest = {"table": "frames", "version": frames_schema().version, "repos": {}}
-    manifest["sessions"] = {sid: entry}
-    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/manifest.json", manifest)
-    return sid
+    counts = [min(per, len(frames) - i) for i in starts]
+    itemsizes, blobs = [size for size, _ in encoded], [blob for _, blob in encoded]
+    return write_one_session(data, "wide", counts, itemsizes, blobs)
 
 
 def put(frame: np.ndarray, y: int, x: int, text: str) -> None:

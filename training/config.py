@@ -26,7 +26,7 @@ from .model import PRESETS, ModelConfig
 from .optim import SCHEDULES
 
 # Run settings that belong to a preset. tiny: a 10x AdamW rate for its embeddings and head
-# (make demo's run: held-out loss 2.41 vs 2.88 at 3e-4 after 240 steps). paper: batch 512 (per process:
+# (make demo, earlier split: held-out loss 2.41 vs 2.88 at 3e-4 after 240 steps). paper: batch 512 (per process:
 # with N processes pass --batch-size 512/N) on a GPU; a short chunk keeps a chunk's graph in memory.
 PRESET_TRAINING: dict[str, dict] = {
     "tiny": {"lr_adamw": 3e-3},

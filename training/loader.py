@@ -408,6 +408,7 @@ class SessionEntry:
     id: str
     shard: str
     num_frames: int
+    key: str  # split_key: what orders, splits and shuffles it
 
 
 class FrameStream(torch.utils.data.IterableDataset):
@@ -489,13 +490,17 @@ class FrameStream(torch.utils.data.IterableDataset):
                 f"is not supported (this loader reads {frames_schema().major}.x)"
             )
         self.schema_version = version
-        self.sessions = [
-            SessionEntry(sid, s["shard"], int(s["num_frames"]))
-            for sid, s in sorted(manifest["sessions"].items())
-        ]
+        # Ordered, split and shuffled by their location-free keys (split_key), so that the same
+        # histories give the same batches wherever they were crawled from.
+        self.sessions = sorted(
+            (
+                SessionEntry(sid, s["shard"], int(s["num_frames"]), split_key(sid, s))
+                for sid, s in manifest["sessions"].items()
+            ),
+            key=lambda e: (e.key, e.id),
+        )
         self.session_ids = [s.id for s in self.sessions]
-        keys = {sid: split_key(sid, s) for sid, s in manifest["sessions"].items()}
-        held = self.held_out(keys, eval_fraction)
+        held = self.held_out({s.id: s.key for s in self.sessions}, eval_fraction)
         self.split_sessions = [
             i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")
         ]
@@ -592,7 +597,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             return self._plan_cache[1]
         order = sorted(
             self.split_sessions,
-            key=lambda i: (_hash64("order", self.seed, self.epoch, self.sessions[i].id), i),
+            key=lambda i: (_hash64("order", self.seed, self.epoch, self.sessions[i].key), i),
         )
         lanes_total = self.batch_size * self.world_size
         if self.mode == "stream":
@@ -613,7 +618,7 @@ class FrameStream(torch.utils.data.IterableDataset):
                 n = self.sessions[i].num_frames
                 if n >= t:
                     m = n // t
-                    off = _hash64("offset", self.seed, self.epoch, self.sessions[i].id) % (
+                    off = _hash64("offset", self.seed, self.epoch, self.sessions[i].key) % (
                         n - m * t + 1
                     )
                     sess += [i] * m
