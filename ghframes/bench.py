@@ -72,6 +72,7 @@ def _optional(module: str, func: str) -> Callable[[], list[dict]]:
 BENCHMARKS: dict[str, Callable[[], list[dict]]] = {
     "crawl": bench_crawl,
     "render": _optional("ghframes.render", "bench_render"),
+    "viewer": _optional("ghframes.chunks", "bench_viewer"),
     "loader": _optional("ghframes.training.loader", "bench_loader"),
     "training": _optional("ghframes.training.bench", "bench_training"),
 }

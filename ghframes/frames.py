@@ -52,6 +52,41 @@ def write_session(fs, path: str, session_id: str, chunks: dict[str, list], metad
     )
 
 
+def write_one_session_dataset(
+    data: str,
+    name: str,
+    encoded: list[tuple[int, int, bytes]],
+    path: str | None = None,
+) -> str:
+    """Write DATA/frames as a dataset of one session `name` made of already encoded chunks,
+    `(num_frames, frame_itemsize, zstd blob)` each, with its manifest; return the session id.
+    For benchmarks and tests that need sessions no history would give (a million frames, a
+    damaged chunk). Actions are "x", cursors (0, 0); `path`: the file edited from frame 0."""
+    counts = [count for count, _, _ in encoded]
+    chunks = {
+        "chunk": list(range(len(encoded))),
+        "first_frame": [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])],
+        "num_frames": counts,
+        "frame_itemsize": [itemsize for _, itemsize, _ in encoded],
+        "frames": [blob for _, _, blob in encoded],
+        "actions": [["x"] * c for c in counts],
+        "cursor": [bytes(2 * c) for c in counts],
+    }
+    fs, root = shards.filesystem(data)
+    sid = f"{name}-0000000000-c000000"
+    changes = [] if path is None else [{"first_frame": 0, "path": path}]
+    meta = {"repo": name, "key": name, "num_frames": sum(counts), "first_commit_index": 0}
+    meta.update(last_commit_index=0, commits=[[0, "0" * 40, 0]], changes=changes)
+    size = write_session(fs, f"{root}/{FRAMES_DIR}/{name}.parquet", sid, chunks, meta)
+    entry = {k: v for k, v in meta.items() if k not in ("commits", "changes")}
+    entry.update(shard=f"{name}.parquet", num_commits=1, num_changes=len(changes), bytes=size)
+    entry.update(skipped={}, oversized=False, unknown_sequences=0)
+    manifest = {"table": "frames", "version": frames_schema().version, "repos": {}}
+    manifest["sessions"] = {sid: entry}
+    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
+    return sid
+
+
 def read_session_metadata(fs, path: str) -> dict:
     """The session description stored in the shard at `path` (reads the footer only)."""
     shard = shards.open_shard(fs, path, frames_schema())

@@ -16,7 +16,7 @@ import pytest
 from ghframes import cli
 from ghframes.chunks import open_lazy
 from ghframes.codec import encode_chunk
-from ghframes.frames import open_dataset, write_session
+from ghframes.frames import open_dataset, write_one_session_dataset
 from ghframes.terminal import COLS, ROWS
 
 _DATASET: dict = {}  # shared with test_viewer, which imports this fixture
@@ -209,58 +209,19 @@ def synthetic_session(
     if bad_chunk is not None:
         blobs[bad_chunk] = b"not zstd at all"
     itemsizes = [itemsize] * (k - 1) + [last_itemsize]
-    return write_one_session(data, "big", counts, itemsizes, blobs, path)
+    encoded = list(zip(counts, itemsizes, blobs, strict=True))
+    return write_one_session_dataset(str(data), "big", encoded, path)
 
 
-def write_one_session(
-    data, name: str, counts: list[int], itemsizes: list[int], blobs: list[bytes], path=None
-) -> str:
-    """Write DATA/frames as one session `name` of the given encoded chunks (`counts` frames
-    each), with its manifest; returns its id. `path`: the file it edits from frame 0."""
-    from ghframes import shards
-    from ghframes.frames import FRAMES_DIR, frames_schema
-
-    chunks = {
-        "chunk": list(range(len(counts))),
-        "first_frame": [sum(counts[:i]) for i in range(len(counts))],
-        "num_frames": counts,
-        "frame_itemsize": itemsizes,
-        "frames": blobs,
-        "actions": [["x"] * c for c in counts],
-        "cursor": [bytes(2 * c) for c in counts],
-    }
-    fs, root = shards.filesystem(str(data))
-    sid = f"{name}-0000000000-c000000"
-    meta = {
-        "repo": name,
-        "key": name,
-        "num_frames": sum(counts),
-        "commits": [[0, "0" * 40, 0]],
-        "changes": [] if path is None else [{"first_frame": 0, "path": path}],
-        "first_commit_index": 0,
-        "last_commit_index": 0,
-    }
-    size = write_session(fs, f"{root}/{FRAMES_DIR}/{name}.parquet", sid, chunks, meta)
-    entry = dict(meta, shard=f"{name}.parquet", num_commits=1, bytes=size)
-    entry.update(num_changes=len(meta["changes"]), skipped={}, unknown_sequences=0)
-    del entry["commits"], entry["changes"]
-    manifest = {"table": "frames", "version": frames_schema().version, "repos": {}}
-    manifest["sessions"] = {sid: entry}
-    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/manifest.json", manifest)
-    return sid
-
-
-def test_million_frame_session_opens_lazily_in_under_a_second(tmp_path):
-    """A synthetic shard of 1,000,000 frames: opening reads no frames; one seek decodes one chunk."""
+def test_million_frame_session_opens_lazily(tmp_path):
+    """A synthetic shard of 1,000,000 frames: opening decodes no frame; showing the last frame
+    decodes one chunk. (How long that takes is measured by `make bench`.)"""
     n_frames = 1_000_000
     sid = synthetic_session(tmp_path, n_frames)
-    started = time.perf_counter()
     session = open_lazy(str(tmp_path), sid)
+    assert len(session) == n_frames and len(session._cache) == 0
     last = session.frame(n_frames - 1)
-    elapsed = time.perf_counter() - started
-    assert len(session) == n_frames
     assert "".join(map(chr, last[0, :4])).strip() == str((n_frames - 1) % 256)
-    assert elapsed < 1.0, f"opening a million-frame session took {elapsed:.2f} s"
     assert len(session._cache) == 1
 
 

@@ -12,12 +12,13 @@ import time
 
 import numpy as np
 import pytest
-from test_export import dataset, synthetic_session, write_one_session  # noqa: F401  (shared rendered sample)
+from test_export import dataset, synthetic_session  # noqa: F401  (shared rendered sample)
 
 from ghframes import cli
 from ghframes.chunks import SearchCancelled, find_in_frames, open_lazy
 from ghframes.codec import encode_chunk
 from ghframes.errors import GhframesError
+from ghframes.frames import write_one_session_dataset
 from ghframes.terminal import COLS, ROWS, WIDE_STUB, text_of
 
 pytestmark = pytest.mark.skipif(
@@ -356,8 +357,8 @@ def frames_session(data, frames: np.ndarray, per: int) -> str:
     starts = list(range(0, len(frames), per))
     encoded = [encode_chunk(frames[i : i + per]) for i in starts]
     counts = [min(per, len(frames) - i) for i in starts]
-    itemsizes, blobs = [size for size, _ in encoded], [blob for _, blob in encoded]
-    return write_one_session(data, "wide", counts, itemsizes, blobs)
+    chunks = [(c, size, blob) for c, (size, blob) in zip(counts, encoded, strict=True)]
+    return write_one_session_dataset(str(data), "wide", chunks)
 
 
 def put(frame: np.ndarray, y: int, x: int, text: str) -> None:
@@ -478,3 +479,14 @@ def test_wide_characters_in_the_prompt_and_the_search(tmp_path, tmux):
     assert status_frame(lines) == 9 and "a世界b" in lines[5]
     t.keys("q")
     t.wait(r"EXITED 0")
+
+
+def test_viewer_benchmark_runs_on_a_session_of_the_size_asked():
+    from ghframes.bench import BENCHMARKS
+    from ghframes.chunks import bench_viewer
+
+    assert "viewer" in BENCHMARKS
+    rows = {r["name"]: r for r in bench_viewer(num_frames=3_000)}
+    opened = rows["viewer.open_session_and_show_last_frame"]
+    assert opened["value"] > 0 and opened["unit"] == "s (3,072 frames)"  # whole chunks of 256
+    assert rows["viewer.search_no_match"]["value"] > 0
