@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pygit2
@@ -43,6 +43,7 @@ VENDORED_DIRS = ("node_modules", "vendor", "third_party", "bower_components", ".
 VENDORED_PATTERNS = VENDORED_FILES + tuple(f"{d}/" for d in VENDORED_DIRS)
 _VENDORED_FILE_RE = re.compile("|".join(fnmatch.translate(p) for p in VENDORED_FILES))
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+PROGRESS_EVERY = 64  # commits between on_commits calls of `mine`
 BINARY_PROBE_BYTES = 8000  # git's own heuristic: a NUL byte in the first 8,000 bytes
 
 STATUS = {
@@ -145,14 +146,18 @@ def mine(
     stats: MiningStats,
     max_file_bytes: int = 1 << 20,
     batch_bytes: int = 64 << 20,
+    on_commits: Callable[[int], None] | None = None,
 ) -> Iterator[Batch]:
     """Edit rows for `commits` (consecutive on the first-parent chain), in batches of whole commits.
 
     `first_index` is the `commit_index` of `commits[0]`. A batch is yielded once its text reaches
-    `batch_bytes`, so memory stays bounded on huge histories.
+    `batch_bytes`, so memory stays bounded on huge histories. `on_commits(n)`, if given, hears
+    of every PROGRESS_EVERY commits diffed (for progress bars).
     """
     batch = Batch()
     for offset, commit in enumerate(commits):
+        if on_commits is not None and offset and offset % PROGRESS_EVERY == 0:
+            on_commits(PROGRESS_EVERY)
         parent = commit.parents[0] if commit.parents else None
         if parent is None:
             diff = commit.tree.diff_to_tree(swap=True)

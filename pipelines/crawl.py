@@ -46,16 +46,17 @@ def _edits_dir(data: str) -> tuple:
 
 
 def resolve(source: Source, options: CrawlOptions, token: str | None) -> dict:
-    """Open (clone or fetch) `source`; its head and first-parent root commit ids."""
+    """Open (clone or fetch) `source`; its head and first-parent root commit ids, and the
+    number of first-parent commits (the progress bar's share of this repository)."""
     try:
         repo = open_repository(source, options.cache_dir, fetch=True, token=token)
         head = default_head(repo, source)
         walker = repo.walk(head.id)
         walker.simplify_first_parent()
-        root = None
+        root, commits = None, 0
         for root in walker:  # noqa: B007 - the last commit walked is the root
-            pass
-        return {"head": str(head.id), "root": str(root.id)}
+            commits += 1
+        return {"head": str(head.id), "root": str(root.id), "commits": commits}
     except GhframesError as exc:
         return {"error": str(exc)}
     except (pygit2.GitError, OSError, KeyError, ValueError) as exc:
@@ -84,9 +85,18 @@ def _entry(source: Source, **fields) -> dict:
 
 
 def mine_repository(
-    source: Source, data: str, head: str, root: str, options: CrawlOptions, token: str | None
+    source: Source,
+    data: str,
+    head: str,
+    root: str,
+    options: CrawlOptions,
+    token: str | None,
+    on_commits: Callable[[int], None] | None = None,
 ) -> dict:
-    """Mine `source` up to `head` into shards under DATA/edits/<key>/; return its manifest entry."""
+    """Mine `source` up to `head` into shards under DATA/edits/<key>/; return its manifest entry.
+
+    `on_commits(n)` hears of commits as they are mined (commits mined by earlier runs count
+    as done at once)."""
     fs, edits = _edits_dir(data)
     state_path = f"{edits}/{source.key}/{STATE}"
     edit_schema = schema.load(EDITS)
@@ -111,6 +121,8 @@ def mine_repository(
             else:
                 first_index = state["commits"]
                 earlier_changes = state["changes"]
+                if on_commits is not None:
+                    on_commits(first_index)
                 kept = list(state["shards"])
                 skipped.update(state["skipped"])
         if commits is None:
@@ -124,6 +136,7 @@ def mine_repository(
             stats,
             max_file_bytes=options.max_file_bytes,
             batch_bytes=options.shard_text_bytes,
+            on_commits=on_commits,
         ):
             if batch.num_rows == 0:
                 continue
@@ -200,8 +213,13 @@ def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def _gather(refs: list, on_done: Callable[[int, object], None]) -> list:
-    """Wait for every ref, calling `on_done(index, result)` as each finishes; results in order.
+def _gather(
+    refs: list,
+    on_done: Callable[[int, object], None],
+    on_wait: Callable[[], None] | None = None,
+) -> list:
+    """Wait for every ref, calling `on_done(index, result)` as each finishes, and `on_wait()`
+    every quarter second while none does; results in order.
 
     A task that raised something unforeseen, or whose worker died, gives its `RayError` as its
     result instead of stopping the run: it is one repository's failure, not the crawl's.
@@ -210,7 +228,11 @@ def _gather(refs: list, on_done: Callable[[int, object], None]) -> list:
     results: list = [None] * len(refs)
     pending = list(refs)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending = ray.wait(pending, num_returns=1, timeout=0.25)
+        if not done:
+            if on_wait is not None:
+                on_wait()
+            continue
         i = index[done[0]]
         try:
             results[i] = ray.get(done[0])
@@ -218,6 +240,29 @@ def _gather(refs: list, on_done: Callable[[int, object], None]) -> list:
             results[i] = exc
         on_done(i, results[i])
     return results
+
+
+@ray.remote(num_cpus=0)
+class _CommitCounter:
+    """Commits mined so far, by task: mining tasks add to it, the driver's progress bar reads."""
+
+    def __init__(self) -> None:
+        self._counts: Counter = Counter()
+
+    def add(self, task: int, commits: int) -> None:
+        self._counts[task] += commits
+
+    def counts(self) -> dict[int, int]:
+        return dict(self._counts)
+
+
+def _reporter(counter, task: int) -> Callable[[int], None]:
+    """What mining task `task` calls with each count of commits it has mined."""
+
+    def report(commits: int) -> None:
+        counter.add.remote(task, commits)
+
+    return report
 
 
 def _task_error(source: Source, exc: ray.exceptions.RayError, token: str | None) -> str:
@@ -251,11 +296,13 @@ def crawl(
     try:
         resolve_task = ray.remote(resolve).options(max_retries=1)
         mine_task = ray.remote(mine_repository).options(max_retries=1)
-        bar = tqdm(total=2 * len(sources), unit="step", desc="crawl", disable=not progress or None)
+        quiet = not progress or None  # None: tqdm stays quiet where stderr is not a terminal
+        bar = tqdm(total=len(sources), unit="repo", desc="fetch", disable=quiet)
         resolved = _gather(
             [resolve_task.remote(s, options, token) for s in sources],
             lambda i, r: bar.update(1),
         )
+        bar.close()
         entries: dict[int, dict] = {}
         refs, ref_source = [], []
         for i, (source, res) in enumerate(zip(sources, resolved, strict=True)):
@@ -264,7 +311,6 @@ def crawl(
                 bar.update(1)
             elif "error" in res:
                 entries[i] = _entry(source, error=res["error"])
-                bar.update(1)
             elif (owner := owner_of_root.setdefault(res["root"], source.key)) != source.key:
                 entries[i] = _entry(
                     source,
@@ -273,22 +319,45 @@ def crawl(
                     head=res["head"],
                     duplicate_of=owner,
                 )
-                bar.update(1)
             else:
-                refs.append(
-                    mine_task.remote(source, data, res["head"], res["root"], options, token)
-                )
                 ref_source.append(i)
-        counts = Counter()
+        # Commits mined, as the tasks report them to a counter actor, polled by the driver.
+        counter = _CommitCounter.remote() if ref_source else None
+        refs = [
+            mine_task.remote(
+                sources[i],
+                data,
+                resolved[i]["head"],
+                resolved[i]["root"],
+                options,
+                token,
+                _reporter(counter, j),
+            )
+            for j, i in enumerate(ref_source)
+        ]
+        share = [resolved[i]["commits"] for i in ref_source]
+        bar = tqdm(total=sum(share), unit="commit", desc="mine", disable=quiet)
+        finished: dict[int, int] = {}  # task -> commits it mined in all
+        changes = 0
+
+        def show(reported: dict[int, int]) -> None:
+            bar.n = sum(
+                finished.get(j, min(reported.get(j, 0), share[j])) for j in range(len(share))
+            )
+            bar.set_postfix(repos=f"{len(finished)}/{len(share)}", changes=changes, refresh=False)
+            bar.refresh()
 
         def mined(j: int, entry: dict | ray.exceptions.RayError) -> None:
-            if isinstance(entry, dict):
-                counts["commits"] += entry["commits"]
-                counts["changes"] += entry["changes"]
-            bar.set_postfix(commits=counts["commits"], changes=counts["changes"], refresh=False)
-            bar.update(1)
+            nonlocal changes
+            ok = isinstance(entry, dict) and entry["status"] == "ok"
+            finished[j] = share[j] if ok else 0
+            changes += entry["changes"] if ok else 0
+            show(ray.get(counter.counts.remote()))
 
-        for j, entry in enumerate(_gather(refs, mined)):
+        def waiting() -> None:
+            show(ray.get(counter.counts.remote()))
+
+        for j, entry in enumerate(_gather(refs, mined, waiting)):
             i = ref_source[j]
             if isinstance(entry, ray.exceptions.RayError):
                 entry = _entry(sources[i], error=_task_error(sources[i], entry, token))

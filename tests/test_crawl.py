@@ -499,3 +499,22 @@ def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_
         ("app", "ok", 1),
     ]
     assert sorted(rows(data).column("message").to_pylist()) == ["in a\n", "in b\n"]
+
+
+def test_progress_bars_count_repositories_then_commits(make_repo, tmp_path, capsys, monkeypatch):
+    from ghframes.pipelines.crawl import CrawlOptions
+    from ghframes.pipelines.crawl import crawl as run_crawl
+    from ghframes.sources import parse_source
+
+    big, small = make_repo("big"), make_repo("small")
+    for k in range(130):
+        big.commit(f"c{k}", {"a.py": f"x = {k}\n"})
+    small.commit("one", {"b.py": "y = 1\n"})
+    sources = [parse_source(str(big.path)), parse_source(str(small.path))]
+    options = CrawlOptions(cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on terminals only
+    run_crawl(sources, str(tmp_path / "data"), options, progress=True)
+    bars = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(line.startswith("fetch: 100%") and "2/2" in line for line in bars), bars
+    final = [line for line in bars if line.startswith("mine: 100%")]
+    assert final and "131/131" in final[-1] and "repos=2/2" in final[-1], bars

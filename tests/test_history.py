@@ -172,3 +172,13 @@ def test_demo_corpus_repository_mines_back_to_its_history(tmp_path):
         {k: (e[k] + "\n" if k == "message" else e[k]) for k in keys} for e in expected
     ]
     assert stats.commits == len(realistic_history(3, 2)) and not stats.skipped
+
+
+def test_mine_reports_its_progress_in_commits(make_repo):
+    r = make_repo()
+    for k in range(150):
+        r.commit(f"c{k}", {"a.txt": f"{k}\n"})
+    reported = []
+    rows, stats = mine_all(r.path, on_commits=reported.append)
+    assert stats.commits == 150 and len(rows) == 150
+    assert reported == [history.PROGRESS_EVERY] * (149 // history.PROGRESS_EVERY)
