@@ -161,6 +161,84 @@ def test_split_and_order_follow_the_history_not_where_it_was_crawled(
     same(train_a, train_b)
 
 
+def repos_of(data: str) -> dict[str, str]:
+    """{session id: repository} from the frames manifest."""
+    manifest = json.loads((Path(data) / "frames" / "manifest.json").read_text())
+    return {sid: s["repo"] for sid, s in manifest["sessions"].items()}
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5])
+def test_split_by_repo_holds_out_whole_repositories(data, fraction):
+    repo_of = repos_of(data)
+    assert len(set(repo_of.values())) == 3
+
+    def split(name: str) -> FrameStream:
+        return FrameStream(
+            data, 2, 64, "stream", split=name, eval_fraction=fraction, split_by="repo"
+        )
+
+    train, held = split("train"), split("eval")
+    assert set(train.split_sessions).isdisjoint(held.split_sessions)
+    assert sorted(train.split_sessions + held.split_sessions) == list(range(len(train.sessions)))
+    repos = [{repo_of[ds.sessions[i].id] for i in ds.split_sessions} for ds in (train, held)]
+    assert repos[0] and repos[1] and repos[0].isdisjoint(repos[1])
+    assert {int(s) for b in held for s in b["session"][b["mask"]]} == set(held.split_sessions)
+    # by session, the same data puts sessions of one repository on both sides
+    by_session = FrameStream(data, 2, 64, "stream", split="eval", eval_fraction=fraction)
+    mixed = {repo_of[by_session.sessions[i].id] for i in by_session.split_sessions}
+    assert not mixed.isdisjoint(repos[0])
+
+
+def test_held_out_repos_is_a_fraction_of_whole_repositories():
+    repos = {f"s{k}": f"github.com/o/r{k % 40}" for k in range(400)}
+    held = FrameStream.held_out_repos(repos, 0.25)
+    held_repos = {repos[sid] for sid in held}
+    assert held == {sid for sid, repo in repos.items() if repo in held_repos}
+    assert 4 <= len(held_repos) <= 16  # about a quarter of 40
+    two = {"a": "x/one", "b": "x/one", "c": "x/two"}
+    assert len({two[sid] for sid in FrameStream.held_out_repos(two, 1e-9)}) == 1  # at least one
+    assert FrameStream.held_out_repos(two, 0.0) == set()
+
+
+def test_split_by_session_is_the_default(data):
+    for split in ("train", "eval"):
+        default = FrameStream(data, 2, 64, "window", seed=2, split=split)
+        explicit = FrameStream(data, 2, 64, "window", seed=2, split=split, split_by="session")
+        assert default.split_by == "session"
+        assert default.split_sessions == explicit.split_sessions
+        same(batches(default), batches(explicit))
+    held = FrameStream.held_out({s.id: s.key for s in default.sessions}, 0.1)
+    assert {default.sessions[i].id for i in default.split_sessions} == held
+
+
+def test_split_by_repo_refuses_one_repository(data, tmp_path):
+    manifest = json.loads((Path(data) / "frames" / "manifest.json").read_text())
+    one = {sid: s for sid, s in manifest["sessions"].items() if s["repo"] == "local/t2"}
+    path = tmp_path / "one" / "frames" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**manifest, "sessions": one}))
+    with pytest.raises(GhframesError) as err:
+        FrameStream(str(tmp_path / "one"), 2, 64, split_by="repo")
+    assert str(err.value) == (
+        f"{tmp_path / 'one'}: split_by='repo' needs at least two repositories; every session is "
+        "of 'local/t2' (use split_by='session')"
+    )
+    sid = next(iter(one))
+    del manifest["sessions"][sid]["repo"]
+    path = tmp_path / "norepo" / "frames" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(GhframesError) as err:
+        FrameStream(str(tmp_path / "norepo"), 2, 64, split_by="repo")
+    assert str(err.value) == (
+        f"{path}: session {sid} names no repo; split_by='repo' needs the repository of every "
+        "session (render again, or use split_by='session')"
+    )
+    with pytest.raises(GhframesError) as err:
+        FrameStream(data, 2, 64, split_by="file")
+    assert str(err.value) == "loader: unknown split_by 'file'; valid: session, repo"
+
+
 def test_order_is_a_function_of_seed_and_epoch_and_independent_of_workers(data):
     a = batches(FrameStream(data, 2, 128, "window", seed=3))
     same(a, batches(FrameStream(data, 2, 128, "window", seed=3)))
@@ -304,18 +382,35 @@ def test_state_refuses_another_configuration(data):
     ds = FrameStream(data, 2, 64, "stream")
     with pytest.raises(GhframesError, match="batch_size 3 \\(state\\) vs 2"):
         ds.load_state_dict({**ds.state_dict(), "batch_size": 3})
+    by_repo = FrameStream(data, 2, 64, "stream", split_by="repo")
+    with pytest.raises(GhframesError, match="split_by 'session' \\(state\\) vs 'repo'"):
+        by_repo.load_state_dict(ds.state_dict())
+    old_state = {k: v for k, v in ds.state_dict().items() if k != "split_by"}  # before split_by
+    ds.load_state_dict(old_state)
+    with pytest.raises(GhframesError, match="split_by 'session' \\(state\\) vs 'repo'"):
+        by_repo.load_state_dict(old_state)
 
 
-def test_trainer_runs_on_real_data(data, tmp_path):
+@pytest.mark.parametrize("split_by", ["session", "repo"])
+def test_trainer_runs_on_real_data(data, tmp_path, split_by):
     from test_train import small_run
 
     from ghframes.training.model import PRESETS
-    from ghframes.training.train import train
+    from ghframes.training.train import make_loader, read_checkpoint, train
 
-    result = train(small_run(tmp_path, data=data), PRESETS["tiny"], env={}, log=lambda _: None)
+    cfg = small_run(tmp_path, data=data, split_by=split_by)
+    result = train(cfg, PRESETS["tiny"], env={}, log=lambda _: None)
     assert result.step == 2
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["split"] for r in records] == ["train", "train", "eval"]
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["loader_state"][0]["loader"]["split_by"] == (
+        split_by
+    )
+    train_ds, held = (make_loader(cfg, split, 0, 1) for split in ("train", "eval"))
+    assert train_ds.split_by == held.split_by == split_by
+    ref = FrameStream(data, 2, 16, split="eval", split_by=split_by)
+    assert held.split_sessions == ref.split_sessions
+    assert set(train_ds.split_sessions).isdisjoint(held.split_sessions)
 
 
 @pytest.fixture(scope="module")

@@ -192,12 +192,21 @@ def test_config_precedence(tmp_path):
     assert (cfg.batch_size, cfg.chunk_len) == (512, 4)
 
 
+def test_split_by_flag():
+    assert resolve(build_parser().parse_args([]), {})[0].split_by == "session"
+    args = build_parser().parse_args(["--split-by", "repo"])
+    assert resolve(args, {})[0].split_by == "repo"
+    env = {"GHFRAMES_TRAIN_SPLIT_BY": "repo"}
+    assert resolve(build_parser().parse_args([]), env)[0].split_by == "repo"
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
         (["--chunk-len", "0"], {}, "train config: chunk_len must be >= 1, got 0"),
         (["--steps", "many"], {}, "--steps: train setting steps must be an integer, got 'many'"),
         (["--bptt", "full"], {}, "train config: unknown bptt 'full'; valid: streaming, plain"),
+        (["--split-by", "file"], {}, "train config: unknown split_by 'file'; valid: session, repo"),
         (["--preset", "huge"], {}, "unknown model preset 'huge'; valid presets: paper, tiny"),
         ([], {"GHFRAMES_TRAIN_LR_MUON": "fast"}, "environment GHFRAMES_TRAIN_LR_MUON: train setting lr_muon must be a number, got 'fast'"),
         ([], {"GHFRAMES_TRAIN_STPES": "3"}, "environment GHFRAMES_TRAIN_STPES: unknown train setting 'stpes'; valid: "),
@@ -265,6 +274,24 @@ def test_checkpoint_from_another_model_config(tmp_path, capsys):
         f"train: error: {tmp_path / 'checkpoint.pt'}: checkpoint is of another model config: "
         "d_model=128 (checkpoint) vs 64 (this run), lstm_layers=2 (checkpoint) vs 3 (this run)"
     )
+
+
+def test_checkpoint_of_another_split(tmp_path, capsys):
+    assert run_main(tmp_path) == 0
+    capsys.readouterr()
+    (tmp_path / "metrics.jsonl").unlink()
+    assert refuse(tmp_path, capsys, "--resume", "auto", "--split-by", "repo") == (
+        f"train: error: {tmp_path / 'checkpoint.pt'}: checkpoint split its held-out data by "
+        "'session', this run by 'repo': train and held-out sessions differ; resume with "
+        "--split-by session"
+    )
+    ckpt = read_checkpoint(tmp_path / "checkpoint.pt")  # one from before split_by: by session
+    del ckpt["train_config"]["split_by"]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    assert refuse(tmp_path, capsys, "--resume", "auto", "--split-by", "repo").endswith(
+        "resume with --split-by session"
+    )
+    assert run_main(tmp_path, "--resume", "auto", "--steps", "2") == 0
 
 
 def test_action_vocabulary_mismatch_with_checkpoint(tmp_path, capsys, monkeypatch):

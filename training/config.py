@@ -36,6 +36,7 @@ PRESET_TRAINING: dict[str, dict] = {
 FROM_DATA = ("char_vocab", "action_vocab")  # model settings the trainer takes from the loader
 BPTT_MODES = ("streaming", "plain")
 LOADER_MODES = ("stream", "window")
+SPLIT_BY = ("session", "repo")  # the loader's (training/loader.py)
 AMP_MODES = ("auto", "bf16", "off")
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     data: str = "fake"  # DATA (path or URI with rendered frames), or "fake"
     out: str = "runs/train"  # checkpoint, metrics.jsonl, loss.png go here
     mode: str = "stream"  # loader mode: stream (state carried across batches) | window
+    split_by: str = "session"  # held out: sessions | whole repositories (repo); train and eval
     seq_len: int = 64  # timesteps per training sequence
     batch_size: int = 8  # sequences per step per process
     bptt: str = "streaming"  # streaming (flat memory) | plain (whole graph, reference)
@@ -93,6 +95,7 @@ class TrainConfig:
                 raise GhframesError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         for name, valid in (
             ("mode", LOADER_MODES),
+            ("split_by", SPLIT_BY),
             ("bptt", BPTT_MODES),
             ("amp", AMP_MODES),
             ("schedule", SCHEDULES),

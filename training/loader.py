@@ -51,6 +51,7 @@ from .chars import ACTION_NAMES, ASCII_LIMIT, BMP_TABLE, CHAR_VOCAB, action_ids,
 
 MODES = ("stream", "window")
 SPLITS = ("train", "eval")
+SPLIT_BY = ("session", "repo")  # what the held-out split holds out whole
 CELLS = ROWS * COLS
 COLUMNS = ["chunk", "first_frame", "num_frames", "frame_itemsize", "frames", "actions", "cursor"]
 RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
@@ -426,6 +427,11 @@ class FrameStream(torch.utils.data.IterableDataset):
         `eval_fraction` (at least one session when there are two or more); "train" never yields
         them. The key is the repository and the session's first commit (`split_key`), which
         stay the same when DATA moves or is rendered again with other options.
+    split_by "session" (the above) or "repo": whole repositories are held out instead, by a
+        hash of the repository name, a fraction `eval_fraction` of the repositories (at least
+        one; fewer than two repositories is an error), so that held-out loss is measured on
+        code the model never saw. Sessions of one repository share files: split by session,
+        they fall on both sides.
     rank/world_size: default to torch.distributed's when it is initialized, else 0/1. With a
         DataLoader of W workers, worker w makes batches w, w + W, ... (the order is the same for
         any W; iterate with batch_size=None).
@@ -445,6 +451,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         eval_fraction: float = 0.1,
+        split_by: str = "session",
         pad_short: bool = False,
         skip_bad_shards: bool = False,
         cache_bytes: int = 256 << 20,
@@ -455,6 +462,10 @@ class FrameStream(torch.utils.data.IterableDataset):
             raise GhframesError(f"loader: unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
         if split not in SPLITS:
             raise GhframesError(f"loader: unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        if split_by not in SPLIT_BY:
+            raise GhframesError(
+                f"loader: unknown split_by {split_by!r}; valid: {', '.join(SPLIT_BY)}"
+            )
         if batch_size < 1 or seq_len < 1:
             raise GhframesError(
                 f"loader: batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}"
@@ -469,7 +480,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         self.source = source
         self.batch_size, self.seq_len, self.mode, self.seed = batch_size, seq_len, mode, seed
         self.split, self.rank, self.world_size = split, rank, world_size
-        self.eval_fraction, self.pad_short = eval_fraction, pad_short
+        self.eval_fraction, self.split_by, self.pad_short = eval_fraction, split_by, pad_short
         self.skip_bad_shards, self.cache_bytes = skip_bad_shards, cache_bytes
         if filesystem is not None:
             self.fs, root = filesystem, source
@@ -500,7 +511,10 @@ class FrameStream(torch.utils.data.IterableDataset):
             key=lambda e: (e.key, e.id),
         )
         self.session_ids = [s.id for s in self.sessions]
-        held = self.held_out({s.id: s.key for s in self.sessions}, eval_fraction)
+        if split_by == "session":
+            held = self.held_out({s.id: s.key for s in self.sessions}, eval_fraction)
+        else:
+            held = self.held_out_repos(self._repos(manifest["sessions"]), eval_fraction)
         self.split_sessions = [
             i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")
         ]
@@ -538,6 +552,31 @@ class FrameStream(torch.utils.data.IterableDataset):
             held = {min(hashes, key=hashes.get)}
         return held
 
+    @staticmethod
+    def held_out_repos(repos: dict[str, str], fraction: float) -> set[str]:
+        """The eval sessions of {session id: repository name}: every session of the
+        repositories that `held_out` picks among the names (keyed by the name alone)."""
+        held = FrameStream.held_out({repo: repo for repo in repos.values()}, fraction)
+        return {sid for sid, repo in repos.items() if repo in held}
+
+    def _repos(self, summaries: dict[str, dict]) -> dict[str, str]:
+        """{session id: repository} of the manifest, for split_by="repo" (two or more)."""
+        manifest = f"{self.root}/{shards.MANIFEST}"
+        for s in self.sessions:
+            if "repo" not in summaries[s.id]:
+                raise GhframesError(
+                    f"{manifest}: session {s.id} names no repo; split_by='repo' needs the "
+                    "repository of every session (render again, or use split_by='session')"
+                )
+        repos = {s.id: summaries[s.id]["repo"] for s in self.sessions}
+        names = sorted(set(repos.values()))
+        if len(names) == 1:
+            raise GhframesError(
+                f"{self.source}: split_by='repo' needs at least two repositories; every "
+                f"session is of {names[0]!r} (use split_by='session')"
+            )
+        return repos
+
     @property
     def max_seq_len(self) -> int | None:
         if self.mode == "stream":
@@ -549,6 +588,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             "seed": self.seed,
             "mode": self.mode,
             "split": self.split,
+            "split_by": self.split_by,
             "rank": self.rank,
             "world_size": self.world_size,
             "batch_size": self.batch_size,
@@ -559,6 +599,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         return {"epoch": self.epoch, "batch": self.batch, **self._settings()}
 
     def load_state_dict(self, state: dict) -> None:
+        state = {"split_by": "session", **state}  # states from before split_by: by session
         mine = self._settings()
         diff = [
             f"{k} {state[k]!r} (state) vs {v!r}"

@@ -43,8 +43,10 @@ CHECKPOINT_FORMAT = "ghframes.training.checkpoint/1"
 def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
     """The batch source of `split` ("train" or "eval") for process `rank` of `world_size`.
 
-    `cfg.data == "fake"` gives the synthetic dev/test sessions (fake_batches.py); anything else
-    is a DATA location read by training/loader.py's FrameStream. The trainer needs of the object:
+    `cfg.data == "fake"` gives the synthetic dev/test sessions (fake_batches.py; `cfg.split_by`
+    does not apply, their train and eval sessions are generated apart); anything else is a DATA
+    location read by training/loader.py's FrameStream, split by `cfg.split_by` for both splits.
+    The trainer needs of the object:
 
     - iteration yielding dicts: frames int [B, T, 48, 160] character ids, actions long [B, T],
       cursor long [B, T, 2] (row, col), reset bool [B, T], mask bool [B, T] (plus session, t);
@@ -76,6 +78,7 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
         mode=cfg.mode,
         seed=cfg.seed,
         split=split,
+        split_by=cfg.split_by,
         rank=rank,
         world_size=world_size,
     )
@@ -222,6 +225,7 @@ def check_checkpoint(
     action_names: list[str],
     data: str,
     world_size: int,
+    split_by: str,
 ) -> None:
     """Refuse to resume from a checkpoint the run does not match."""
     theirs = ckpt["action_names"]
@@ -246,6 +250,12 @@ def check_checkpoint(
     ]
     if diff:
         raise GhframesError(f"{path}: checkpoint is of another model config: " + ", ".join(diff))
+    saved_split = ckpt["train_config"].get("split_by", "session")  # older ones: by session
+    if saved_split != split_by:
+        raise GhframesError(
+            f"{path}: checkpoint split its held-out data by {saved_split!r}, this run by "
+            f"{split_by!r}: train and held-out sessions differ; resume with --split-by {saved_split}"
+        )
     if len(ckpt["loader_state"]) != world_size:
         raise GhframesError(
             f"{path}: checkpoint was written by {len(ckpt['loader_state'])} process(es), this run has "
@@ -411,7 +421,9 @@ def _train(
     ckpt = read_checkpoint(path) if path else None
     step, epoch = 0, 0
     if ckpt:
-        check_checkpoint(ckpt, path, model_cfg, action_names, cfg.data, procs.world_size)
+        check_checkpoint(
+            ckpt, path, model_cfg, action_names, cfg.data, procs.world_size, cfg.split_by
+        )
         step, epoch = ckpt["step"], ckpt["epoch"]
         source.load_state_dict(ckpt["loader_state"][procs.rank]["loader"])
     batches = iter(source)
