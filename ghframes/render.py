@@ -48,8 +48,18 @@ def run(args, env) -> int:
         f"rendered {len(manifest['sessions'])} sessions, {frames} frames, "
         f"{size / max(frames, 1):.1f} bytes/frame into {args.data}/frames"
     )
+    removed = manifest["removed"]
+    if removed["shards"]:
+        print(
+            f"removed {removed['shards']} shards ({removed['bytes']:,} bytes) of earlier renders "
+            f"no longer in the manifest from {args.data}/frames"
+        )
     for key, repo in failed.items():
-        print(f"ghframes: error: {key}: {repo.get('error', 'not rendered')}", file=sys.stderr)
+        kept = ""
+        if repo.get("stale"):
+            n = len(repo["sessions"])
+            kept = f"; kept {n} session{'s' * (n != 1)} from an earlier render"
+        print(f"ghframes: error: {key}: {repo.get('error', 'not rendered')}{kept}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -6,12 +6,17 @@ session and publishes its shard atomically under a name derived from that identi
 shard is already there (an earlier run got that far), it only reads its footer. The manifest is
 written last. So a run killed at any moment and started again finishes with every session
 exactly once, and two runs over the same input write byte-identical shards.
+
+A repository that fails to render keeps the sessions the previous manifest listed for it,
+marked `stale`. After the manifest, shards it does not list (earlier renders under other
+options, renderer versions or edits) are deleted, so re-rendering does not grow DATA/frames.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -30,6 +35,8 @@ from ghframes.session import (
     render_session,
     split_sessions,
 )
+
+log = logging.getLogger(__name__)
 
 EDITS_DIR = "edits"
 
@@ -147,6 +154,75 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}".splitlines()[0]
 
 
+def _previous_sessions(fs, frames_root: str) -> dict[str, dict]:
+    """The sessions the manifest of the previous run lists, or {} if it has none readable."""
+    where = f"{frames_root}/{shards.MANIFEST}"
+    try:
+        previous = shards.read_json(fs, where)
+    except GhframesError as exc:
+        log.warning("%s; no earlier sessions can be kept for repositories that fail", exc)
+        return {}
+    if not previous:
+        return {}
+    version = str(previous.get("version", "")).split(".")[0]
+    if previous.get("table") != "frames" or version != str(schema.load("frames").major):
+        log.warning("%s: version %s, no earlier sessions kept", where, previous.get("version"))
+        return {}
+    return previous.get("sessions", {})
+
+
+def _keep_earlier(fs, frames_root: str, previous: dict[str, dict], key: str) -> dict[str, dict]:
+    """The sessions of `key` the previous manifest listed whose shards are still on disk.
+
+    A repository that fails now (a damaged edits shard, a task that died) records its error,
+    but frames an earlier run already published stay readable, as the crawl keeps mined rows.
+    """
+    earlier = {}
+    for sid, info in sorted(previous.items()):
+        if info.get("key") != key:
+            continue
+        path = f"{frames_root}/{info['shard']}"
+        if fs.get_file_info(path).type == pafs.FileType.File:
+            earlier[sid] = info
+        else:
+            log.warning("%s: session %s of the previous render is gone, not kept", path, sid)
+    return earlier
+
+
+def _unreferenced_shards(fs, frames_root: str, keep: set[str]) -> list[pafs.FileInfo]:
+    """Shards under `frames_root` whose path relative to it is not in `keep`."""
+    selector = pafs.FileSelector(frames_root, recursive=True, allow_not_found=True)
+    return [
+        info
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File
+        and info.base_name.endswith(".parquet")
+        and info.path.startswith(f"{frames_root}/")
+        and info.path[len(frames_root) + 1 :] not in keep
+    ]
+
+
+def _remove(fs, frames_root: str, infos: list[pafs.FileInfo]) -> None:
+    """Delete `infos`, then the folders under `frames_root` that this leaves empty."""
+    folders = set()
+    for info in infos:
+        try:
+            fs.delete_file(info.path)
+        except FileNotFoundError:
+            pass  # already gone, which is all that was asked
+        except OSError as exc:
+            raise GhframesError(f"{info.path}: cannot remove unreferenced shard ({exc})") from None
+        folders.add(info.path.rsplit("/", 1)[0])
+    for folder in sorted(folders, key=len, reverse=True):  # deepest first
+        while folder.startswith(f"{frames_root}/"):
+            if fs.get_file_info(folder).type != pafs.FileType.Directory or fs.get_file_info(
+                pafs.FileSelector(folder)
+            ):
+                break
+            fs.delete_dir(folder)
+            folder = folder.rsplit("/", 1)[0]
+
+
 def render_dataset(
     data: str,
     options: RenderOptions,
@@ -156,7 +232,8 @@ def render_dataset(
 ) -> dict:
     """Render every repository of DATA/edits into DATA/frames; return the manifest written.
 
-    `on_progress(frames_done, frames_known)` is called as sessions finish.
+    `on_progress(frames_done, frames_known)` is called as sessions finish. After the manifest,
+    the shards it does not list are deleted; its `removed` says how many and their bytes.
     """
     fs, root = shards.filesystem(data)
     edits_manifest = shards.read_json(fs, f"{root}/{EDITS_DIR}/{shards.MANIFEST}")
@@ -166,6 +243,7 @@ def render_dataset(
     frames_root = f"{root}/{FRAMES_DIR}"
     for _ in shards.remove_stale_temporaries(fs, frames_root):
         pass
+    previous = _previous_sessions(fs, frames_root)
     repos = {
         key: entry
         for key, entry in sorted(edits_manifest.get("repos", {}).items())
@@ -212,10 +290,35 @@ def render_dataset(
             done_frames += result["num_frames"]
         if on_progress is not None:
             on_progress(done_frames, known_frames)
-    for status in repo_status.values():
-        status["sessions"].sort()
+    for key, entry in edits_manifest.get("repos", {}).items():
+        # The crawl failed with nothing mined: what an earlier render made of it is kept.
+        if (
+            key not in repos
+            and entry.get("status") == "failed"
+            and _keep_earlier(fs, frames_root, previous, key)
+        ):
+            error = f"no edits to render (crawl: {entry.get('error')})"
+            repo = entry.get("repo", key)
+            repo_status[key] = {"repo": repo, "status": "failed", "sessions": [], "error": error}
+    # Shards a failed repository did finish this run stay on disk, unlisted: its next run
+    # resumes from them instead of drawing them again.
+    unfinished: set[str] = set()
+    for key, status in repo_status.items():
         if status["status"] == "ok" and any(s not in sessions for s in status["sessions"]):
             status["status"] = "failed"
+        if status["status"] != "failed":
+            continue
+        earlier = _keep_earlier(fs, frames_root, previous, key)
+        if earlier:
+            # The earlier render, whole, rather than part of this one beside part of that.
+            for sid in [sid for sid, s in sessions.items() if s["key"] == key]:
+                unfinished.add(sessions.pop(sid)["shard"])
+            sessions.update(earlier)
+            status.update(sessions=list(earlier), stale=True)
+    for status in repo_status.values():
+        status["sessions"].sort()
+    keep = {s["shard"] for s in sessions.values()}
+    unreferenced = _unreferenced_shards(fs, frames_root, keep | unfinished)
     manifest = {
         "table": "frames",
         "version": schema.load("frames").version,
@@ -223,6 +326,16 @@ def render_dataset(
         "options": options.as_dict(),
         "repos": dict(sorted(repo_status.items())),
         "sessions": dict(sorted(sessions.items())),
+        "removed": {"shards": len(unreferenced), "bytes": sum(i.size for i in unreferenced)},
     }
     shards.write_json_atomic(fs, f"{frames_root}/{shards.MANIFEST}", manifest)
+    # Only now: until the new manifest is in place, the previous one may still list them.
+    _remove(fs, frames_root, unreferenced)
+    if unreferenced:
+        log.info(
+            "%s: removed %d unreferenced shards (%d bytes)",
+            frames_root,
+            len(unreferenced),
+            manifest["removed"]["bytes"],
+        )
     return manifest

@@ -368,6 +368,175 @@ def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
     )
 
 
+def _shard_sizes(frames) -> dict[str, int]:
+    return {str(p.relative_to(frames)): p.stat().st_size for p in frames.rglob("*.parquet")}
+
+
+def _frames_manifest(data) -> dict:
+    return json.loads((data / "frames" / "manifest.json").read_text())
+
+
+def test_rerender_with_other_options_removes_the_earlier_shards(tmp_path, ray_local, capsys):
+    """Shard names hash the options: a re-render under new ones writes new shards, and the
+    earlier ones (unlisted by the new manifest) are deleted with the folders they leave empty;
+    nothing else is touched, inside DATA/frames or out of it."""
+    from ghframes.pipelines.render import render_dataset
+
+    frames = tmp_path / "frames"
+    write_edits(tmp_path, {"local/tiny": tiny_repo(4), "github.com/o/other": tiny_repo(2)})
+    assert cli.main(["render", str(tmp_path), "--no-progress"]) == 0
+    first = _shard_sizes(frames)
+    assert len(first) == 2 and _frames_manifest(tmp_path)["removed"] == {"shards": 0, "bytes": 0}
+    (frames / "notes.txt").write_text("not a shard\n")
+    # New options, and github.com/o/other gone from the edits (its edits shard stays on disk).
+    write_edits(tmp_path, {"local/tiny": tiny_repo(4)})
+    edits = _tree_bytes(tmp_path / "edits")
+    capsys.readouterr()
+    argv = ["render", str(tmp_path), "--no-progress", "--max-frames-per-session", "200"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    manifest = _frames_manifest(tmp_path)
+    second = _shard_sizes(frames)
+    assert set(second) == {s["shard"] for s in manifest["sessions"].values()}
+    assert len(second) > 1 and not set(first) & set(second)
+    assert all(s["bytes"] == second[s["shard"]] for s in manifest["sessions"].values())
+    assert manifest["removed"] == {"shards": 2, "bytes": sum(first.values())}
+    assert f"removed 2 shards ({sum(first.values()):,} bytes) of earlier renders" in out
+    (tiny_folder,) = {name.split("/")[0] for name in second}
+    assert {p.name for p in frames.iterdir()} == {"manifest.json", "notes.txt", tiny_folder}
+    assert _tree_bytes(tmp_path / "edits") == edits and len(edits) == 2
+    assert manifest["repos"] == {
+        "local/tiny": {
+            "repo": "local/tiny",
+            "status": "ok",
+            "sessions": sorted(manifest["sessions"]),
+        }
+    }
+    assert cli.main(["verify", str(tmp_path)]) == 0
+    # The same options again: every shard is listed, nothing removed.
+    again = render_dataset(str(tmp_path), RenderOptions(max_frames_per_session=200))
+    assert again["removed"] == {"shards": 0, "bytes": 0} and _shard_sizes(frames) == second
+
+
+def test_a_repository_that_fails_keeps_its_earlier_sessions(tmp_path, ray_local, capsys):
+    """A repository whose edits shard is damaged between two renders fails the second one,
+    which exits 1 naming it, but the sessions the first rendered stay listed (`stale`), on disk
+    and readable; the other repository is re-rendered and verifies. Once repaired, it renders
+    again and its earlier shards go."""
+    repos = {"local/tiny": tiny_repo(4), "github.com/o/other": tiny_repo(2)}
+    write_edits(tmp_path, repos)
+    assert cli.main(["render", str(tmp_path), "--no-progress"]) == 0
+    kept = {
+        k: s for k, s in _frames_manifest(tmp_path)["sessions"].items() if s["key"] == "local/tiny"
+    }
+    (name,) = json.loads((tmp_path / "edits" / "manifest.json").read_text())["repos"]["local/tiny"][
+        "shards"
+    ]
+    damaged = tmp_path / "edits" / name
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    capsys.readouterr()
+    for size in ("200", "300"):  # failing again keeps what the first render made
+        argv = ["render", str(tmp_path), "--no-progress", "--max-frames-per-session", size]
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"ghframes: error: local/tiny: GhframesError: {damaged}: damaged shard ("
+        )
+        assert err.endswith("; kept 1 session from an earlier render\n") and err.count("\n") == 1
+        manifest = _frames_manifest(tmp_path)
+        status = manifest["repos"]["local/tiny"]
+        assert (status["status"], status["stale"], status["sessions"]) == (
+            "failed",
+            True,
+            list(kept),
+        )
+        assert status["error"] in err
+        assert {k: manifest["sessions"][k] for k in kept} == kept
+        other = [s for s in manifest["sessions"].values() if s["key"] == "github.com/o/other"]
+        assert len(other) > 1 and manifest["repos"]["github.com/o/other"]["status"] == "ok"
+        on_disk = _shard_sizes(tmp_path / "frames")
+        assert set(on_disk) == {s["shard"] for s in manifest["sessions"].values()}
+    ds = ghframes.open_dataset(str(tmp_path))
+    for sid, info in kept.items():
+        assert ds.session(sid).frames.shape == (info["num_frames"], 48, 160)
+    rest = [arg for i in ds.sessions() if i.key != "local/tiny" for arg in ("--session", i.id)]
+    assert cli.main(["verify", str(tmp_path), *rest]) == 0
+    assert cli.main(["verify", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("ghframes: mismatch: local/tiny: not rendered (")
+    # Repaired: rendered under the new options, no longer stale, the earlier shard removed.
+    write_edits(tmp_path, repos)
+    assert (
+        cli.main(["render", str(tmp_path), "--no-progress", "--max-frames-per-session", "300"]) == 0
+    )
+    manifest = _frames_manifest(tmp_path)
+    assert manifest["repos"]["local/tiny"] == {
+        "repo": "local/tiny",
+        "status": "ok",
+        "sessions": sorted(k for k, s in manifest["sessions"].items() if s["key"] == "local/tiny"),
+    }
+    assert manifest["removed"]["shards"] == 1
+    assert set(_shard_sizes(tmp_path / "frames")) == {
+        s["shard"] for s in manifest["sessions"].values()
+    }
+    assert not {s["shard"] for s in kept.values()} & set(_shard_sizes(tmp_path / "frames"))
+    assert cli.main(["verify", str(tmp_path)]) == 0
+
+
+def test_a_repository_the_crawl_lost_keeps_its_earlier_sessions(tmp_path, ray_local):
+    """A repository the edits list as failed with no shards (a crawl that kept nothing) has
+    nothing to render; the sessions an earlier render made of it stay, `stale`."""
+    from ghframes.pipelines.render import render_dataset
+
+    write_edits(tmp_path, {"local/tiny": tiny_repo(2), "local/t2": tiny_repo(3)})
+    earlier = render_dataset(str(tmp_path), RenderOptions())["sessions"]
+    edits = json.loads((tmp_path / "edits" / "manifest.json").read_text())
+    edits["repos"]["local/tiny"].update(status="failed", error="gone: fetch failed", shards=[])
+    (tmp_path / "edits" / "manifest.json").write_text(json.dumps(edits))
+    manifest = render_dataset(str(tmp_path), RenderOptions(max_frames_per_session=200))
+    kept = {k: s for k, s in earlier.items() if s["key"] == "local/tiny"}
+    assert manifest["repos"]["local/tiny"] == {
+        "repo": "local/tiny",
+        "status": "failed",
+        "error": "no edits to render (crawl: gone: fetch failed)",
+        "sessions": list(kept),
+        "stale": True,
+    }
+    assert {k: manifest["sessions"][k] for k in kept} == kept
+    assert manifest["removed"]["shards"] == 1  # local/t2's, rendered again under the new options
+    assert set(_shard_sizes(tmp_path / "frames")) == {
+        s["shard"] for s in manifest["sessions"].values()
+    }
+
+
+def test_a_failed_render_keeps_the_sessions_it_finished_for_the_next_run(tmp_path, ray_local):
+    """A session that cannot be published (a folder sits at its shard's name) fails its
+    repository: the manifest keeps the earlier render of it whole, and the session of the new
+    render that did finish stays on disk, unlisted, so that the next run reuses it."""
+    from ghframes.pipelines.render import plan_repo, render_dataset
+
+    write_edits(tmp_path, {"local/tiny": tiny_repo(4)})
+    earlier = render_dataset(str(tmp_path), RenderOptions())["sessions"]
+    options = RenderOptions(max_frames_per_session=200)
+    entry = json.loads((tmp_path / "edits" / "manifest.json").read_text())["repos"]["local/tiny"]
+    finished, blocked, *_ = plan_repo(str(tmp_path), "local/tiny", entry, options)["sessions"]
+    frames = tmp_path / "frames"
+    (frames / blocked["shard"]).mkdir()
+    manifest = render_dataset(str(tmp_path), options)
+    status = manifest["repos"]["local/tiny"]
+    assert (status["status"], status["stale"]) == ("failed", True) and "Error" in status["error"]
+    assert manifest["sessions"] == earlier and manifest["removed"] == {"shards": 0, "bytes": 0}
+    (earlier_shard,) = (s["shard"] for s in earlier.values())
+    assert set(_shard_sizes(frames)) >= {earlier_shard, finished["shard"]}
+    written = (frames / finished["shard"]).stat().st_mtime_ns
+    (frames / blocked["shard"]).rmdir()
+    manifest = render_dataset(str(tmp_path), options)
+    assert manifest["repos"]["local/tiny"]["status"] == "ok"
+    assert (frames / finished["shard"]).stat().st_mtime_ns == written  # not drawn again
+    assert manifest["removed"]["shards"] == 1 and not (frames / earlier_shard).exists()
+    assert set(_shard_sizes(frames)) == {s["shard"] for s in manifest["sessions"].values()}
+    assert list(verify_dataset(str(tmp_path))) == []
+
+
 def test_verify_names_session_commit_and_path(tmp_path, ray_local, capsys):
     from ghframes.pipelines.render import render_dataset
 
