@@ -22,6 +22,8 @@ from pathlib import Path
 
 from ghframes.errors import GhframesError
 
+from .loader import MODES as LOADER_MODES
+from .loader import SPLIT_BY
 from .model import PRESETS, ModelConfig
 from .optim import SCHEDULES
 
@@ -35,8 +37,6 @@ PRESET_TRAINING: dict[str, dict] = {
 
 FROM_DATA = ("char_vocab", "action_vocab")  # model settings the trainer takes from the loader
 BPTT_MODES = ("streaming", "plain")
-LOADER_MODES = ("stream", "window")
-SPLIT_BY = ("session", "repo")  # the loader's (training/loader.py)
 AMP_MODES = ("auto", "bf16", "off")
 
 
