@@ -49,7 +49,7 @@ render: setup
 	$(PY) -m ghframes render $(OUT) $(RENDER_ARGS)
 
 train: setup
-	$(PY) -m training.train --data $(OUT) --out $(OUT)/train $(TRAIN_ARGS)
+	$(PY) -m ghframes.training.train --data $(OUT) --out $(OUT)/train $(TRAIN_ARGS)
 
 bench: setup
 	$(PY) -m ghframes.bench --json bench.json
@@ -59,4 +59,4 @@ clean:
 
 # Serial-depth benchmarks (FRJT, withheld maze): quick preset, 2 CPU cores, under 15 minutes.
 synthetic: setup
-	$(PY) -m training.synthetic --preset quick --out $(OUT)/synthetic
+	$(PY) -m ghframes.training.synthetic --preset quick --out $(OUT)/synthetic

@@ -6,7 +6,7 @@ __all__ = ["open_dataset"]
 def __getattr__(name: str):
     # Lazy, so that `ghframes --help` does not import numpy, pyarrow and pyte.
     if name == "open_dataset":
-        from ghframes.frames import open_dataset
+        from ghframes.store.frames import open_dataset
 
         return open_dataset
     raise AttributeError(f"module 'ghframes' has no attribute {name!r}")

@@ -304,12 +304,12 @@ def build(path: str) -> pygit2.Repository:
 def build_corpus(path: str, num_files: int = 12, edits_per_file: int = 4) -> pygit2.Repository:
     """A larger repository at `path` for the demo's training run: real Python source typed in.
 
-    The history is `ghframes.render.realistic_history` (the render benchmark's): the installed
+    The history is `ghframes.realistic.realistic_history` (the render benchmark's): the installed
     sources of pyte and tqdm added one file per commit, then edited, as a project's early history
     looks. The sample repository above shows every corner case; this one gives the model enough
     ordinary typing (about 44,000 frames) that held-out sessions can show it learning.
     """
-    from ghframes.render import realistic_history
+    from ghframes.realistic import realistic_history
 
     if os.path.exists(path):
         raise FileExistsError(path)
@@ -373,7 +373,7 @@ def write_edits(data_dir, rows_by_repo: dict[str, list[dict]]) -> None:
     """
     import pyarrow as pa
 
-    from ghframes import schema, shards
+    from ghframes.store import schema, shards
 
     edits = schema.load("edits")
     fs, root = shards.filesystem(str(data_dir))

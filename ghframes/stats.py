@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 
-from ghframes import schema, shards
 from ghframes.errors import GhframesError
+from ghframes.store import schema, shards
 
 
 def edits_stats(data: str) -> dict:
@@ -54,7 +54,7 @@ def collect(data: str) -> dict:
     out = {"edits": edits_stats(data)}
     fs, root = shards.filesystem(data)
     if fs.get_file_info(f"{root}/frames").type != shards.pafs.FileType.NotFound:
-        from ghframes.frames import frames_stats
+        from ghframes.store.frames import frames_stats
 
         out["frames"] = frames_stats(data)
     return out

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from ghframes import shards
-from ghframes.editor import Editor, EditorError
 from ghframes.errors import GhframesError
-from ghframes.frames import open_dataset
+from ghframes.render.editor import Editor, EditorError
+from ghframes.store import shards
+from ghframes.store.frames import open_dataset
 
 
 def _edit_rows(fs, root: str, manifest: dict, key: str, first: int, last: int) -> dict:
     """{(commit_index, path): row} of one repository's edits in [first, last]."""
-    from ghframes.pipelines.render import read_edits
+    from ghframes.store.edits import read_edits
 
     entry = manifest["repos"].get(key)
     if entry is None:

@@ -22,9 +22,10 @@ import pygit2
 import ray
 from tqdm import tqdm
 
-from ghframes import history, schema, shards
+from ghframes.crawl import history
+from ghframes.crawl.sources import Source, default_head, open_repository
 from ghframes.errors import GhframesError
-from ghframes.sources import Source, default_head, open_repository
+from ghframes.store import schema, shards
 
 log = logging.getLogger(__name__)
 

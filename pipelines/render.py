@@ -19,62 +19,23 @@ import json
 import logging
 from collections.abc import Callable
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import ray
 
-from ghframes import schema, shards
 from ghframes.errors import GhframesError
-from ghframes.frames import FRAMES_DIR, read_session_metadata, write_session
-from ghframes.session import (
+from ghframes.render.session import (
     RENDERER_VERSION,
     RenderOptions,
     plan_commit,
     render_session,
     split_sessions,
 )
+from ghframes.store import schema, shards
+from ghframes.store.edits import EDITS_DIR, commits_of, read_edits
+from ghframes.store.frames import FRAMES_DIR, read_session_metadata, write_session
 
 log = logging.getLogger(__name__)
-
-EDITS_DIR = "edits"
-
-
-def read_edits(fs, edits_root: str, shard_paths: list[str], key: str) -> tuple[pa.Table, str]:
-    """A repository's edit rows in commit order, and the sha256 of its shards' bytes."""
-    edits = schema.load("edits")
-    digest = hashlib.sha256(key.encode())
-    tables = []
-    for rel in shard_paths:
-        path = f"{edits_root}/{rel}"
-        try:
-            with fs.open_input_stream(path) as src:
-                payload = src.read()
-        except FileNotFoundError:
-            raise GhframesError(f"{path}: edits shard is missing") from None
-        digest.update(hashlib.sha256(payload).digest())
-        try:
-            shard = pq.ParquetFile(pa.BufferReader(payload))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise GhframesError(f"{path}: damaged shard ({exc})") from None
-        edits.check(shard.schema_arrow.metadata, path)
-        tables.append(shard.read())
-    table = pa.concat_tables(tables) if tables else edits.arrow.empty_table()
-    return table, digest.hexdigest()
-
-
-def commits_of(table: pa.Table) -> list[list[dict]]:
-    """Edit rows grouped by commit, in commit_index then path order."""
-    table = table.sort_by([("commit_index", "ascending"), ("path", "ascending")])
-    groups: list[list[dict]] = []
-    last = None
-    for row in table.to_pylist():
-        if row["commit_index"] != last:
-            groups.append([])
-            last = row["commit_index"]
-        groups[-1].append(row)
-    return groups
 
 
 def session_names(

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import short_tmpdir
 from fakegithub import Reply
-from ghframes import cli, sample, schema, shards
+from ghframes import cli, sample
+from ghframes.store import schema, shards
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 EDITS = schema.load("edits")
@@ -244,7 +245,7 @@ def test_a_failing_recrawl_keeps_the_rows_an_earlier_run_mined(make_repo, tmp_pa
 
 
 def test_a_killed_clones_leftover_is_removed_when_the_mirror_is_cloned(make_repo, tmp_path):
-    from ghframes.sources import HOST, parse_source
+    from ghframes.crawl.sources import HOST, parse_source
 
     r = make_repo("work")
     r.commit("one", {"a.py": "x = 1\n"})
@@ -417,9 +418,9 @@ def test_rewritten_history_is_mined_again_from_the_root(make_repo, tmp_path):
 
 
 def test_a_task_that_dies_of_something_unforeseen_fails_only_its_repository(make_repo, tmp_path):
+    from ghframes.crawl.sources import parse_source
     from ghframes.pipelines.crawl import CrawlOptions
     from ghframes.pipelines.crawl import crawl as run_crawl
-    from ghframes.sources import parse_source
 
     good = make_repo("good")
     good.commit("one", {"a.py": "x = 1\n"})
@@ -502,9 +503,9 @@ def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_
 
 
 def test_progress_bars_count_repositories_then_commits(make_repo, tmp_path, capsys, monkeypatch):
+    from ghframes.crawl.sources import parse_source
     from ghframes.pipelines.crawl import CrawlOptions
     from ghframes.pipelines.crawl import crawl as run_crawl
-    from ghframes.sources import parse_source
 
     big, small = make_repo("big"), make_repo("small")
     for k in range(130):

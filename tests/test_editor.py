@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ghframes.editor import Editor, EditorError, line_cells
-from ghframes.replay import plan_edit
-from ghframes.terminal import COLS, Terminal, text_of
+from ghframes.render.editor import Editor, EditorError, line_cells
+from ghframes.render.replay import plan_edit
+from ghframes.render.terminal import COLS, Terminal, text_of
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 

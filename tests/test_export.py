@@ -14,10 +14,10 @@ import pyte
 import pytest
 
 from ghframes import cli
-from ghframes.chunks import open_lazy
-from ghframes.codec import encode_chunk
-from ghframes.frames import open_dataset, write_one_session_dataset
-from ghframes.terminal import COLS, ROWS
+from ghframes.render.terminal import COLS, ROWS
+from ghframes.store.chunks import open_lazy
+from ghframes.store.codec import encode_chunk
+from ghframes.store.frames import open_dataset, write_one_session_dataset
 
 _DATASET: dict = {}  # shared with test_viewer, which imports this fixture
 
@@ -169,7 +169,7 @@ def test_damaged_shard_is_one_line_error(dataset, tmp_path, capsys):
 def test_png_draws_the_frame_with_a_monospace_font(dataset, tmp_path):
     from PIL import Image
 
-    from ghframes.export import render_png
+    from ghframes.view.export import render_png
 
     data, sid = dataset
     session = open_lazy(data, sid)
@@ -260,7 +260,7 @@ def dom_state(dom: str) -> tuple[list[str], str, str]:
 
 
 def test_html_player_loads_seeks_plays_and_searches_in_chromium(dataset, tmp_path):
-    from ghframes.terminal import text_of
+    from ghframes.render.terminal import text_of
 
     data, sid = dataset
     chromium()

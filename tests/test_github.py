@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from fakegithub import FakeGitHub, Reply, Seen, paginated, repo_obj, serve
-from ghframes.errors import GhframesError
-from ghframes.github import (
+from ghframes.crawl.github import (
     GitHubClient,
     RepoInfo,
     _created_range,
@@ -23,6 +22,7 @@ from ghframes.github import (
     is_owner_name_like,
     parse_owner_name,
 )
+from ghframes.errors import GhframesError
 
 TOKEN = "ghp_ThisTokenMustNeverLeak0123456789abcdef"
 T0 = 1_700_000_000.0  # the injected clock's "now"
@@ -304,7 +304,7 @@ def test_primary_rate_limit_waits_until_reset(github, caplog):
         Reply(200, repo_obj("octo/hello")),
     )
     sleeper = Sleeper()
-    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+    with caplog.at_level(logging.INFO, logger="ghframes.crawl.github"):
         info = client_for(github, sleep=sleeper).repository("octo", "hello")
     assert info.full_name == "octo/hello"
     assert sleeper.calls == [pytest.approx(4.0)]  # until the reset, plus 1 s of clock slack
@@ -341,7 +341,7 @@ def test_secondary_rate_limit_waits_retry_after(github, caplog):
         Reply(200, [repo_obj("acme/a")]),
     )
     sleeper = Sleeper()
-    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+    with caplog.at_level(logging.INFO, logger="ghframes.crawl.github"):
         names = [r.full_name for r in client_for(github, sleep=sleeper).org_repos("acme")]
     assert names == ["acme/a"]
     assert sleeper.calls == [7.0]
@@ -509,7 +509,7 @@ def test_search_within_the_cap_is_one_query(github):
 def test_search_over_the_cap_is_split_by_creation_date(github, caplog):
     population = spread(2500, date(2012, 1, 1), 2900)
     github.routes["/search/repositories"] = search_route(github, population, "language:python")
-    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+    with caplog.at_level(logging.INFO, logger="ghframes.crawl.github"):
         found = [r.full_name for r in client_for(github).search("language:python")]
 
     assert Counter(found) == Counter(r["full_name"] for r in population)  # each exactly once
@@ -536,7 +536,7 @@ def test_search_truncation_within_one_day_is_a_warning(github, caplog):
     crowded = [repo_obj(f"busy/r{i}", created=date(2016, 5, 5)) for i in range(1200)]
     population = crowded + spread(50, date(2012, 1, 1), 2900)
     github.routes["/search/repositories"] = search_route(github, population, "topic:x")
-    with caplog.at_level(logging.INFO, logger="ghframes.github"):
+    with caplog.at_level(logging.INFO, logger="ghframes.crawl.github"):
         found = list(client_for(github).search("topic:x"))
 
     assert len(found) == len({r.full_name for r in found}) == 1000 + 50

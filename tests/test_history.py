@@ -5,7 +5,7 @@ from __future__ import annotations
 import pygit2
 import pytest
 
-from ghframes import history
+from ghframes.crawl import history
 
 
 def mine_all(path, **kw):
@@ -161,7 +161,7 @@ def test_vendored_paths(path, vendored):
 def test_demo_corpus_repository_mines_back_to_its_history(tmp_path):
     """The demo's training corpus (ghframes.sample.build_corpus) is a real git history whose
     mined rows are the generated history it was built from, change for change."""
-    from ghframes.render import realistic_history
+    from ghframes.realistic import realistic_history
     from ghframes.sample import build_corpus
 
     build_corpus(str(tmp_path / "corpus"), num_files=3, edits_per_file=2)

@@ -16,7 +16,7 @@ from test_render import tiny_repo
 
 import ghframes
 from ghframes.errors import GhframesError
-from ghframes.render import realistic_edit_rows
+from ghframes.realistic import realistic_edit_rows
 from ghframes.sample import write_edits
 from ghframes.training.chars import ACTION_NAMES, CHAR_VOCAB, action_ids, char_id, char_ids
 from ghframes.training.loader import FrameStream
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def data(tmp_path_factory, ray_local):
     from ghframes.pipelines.render import render_dataset
-    from ghframes.session import RenderOptions
+    from ghframes.render.session import RenderOptions
 
     root = tmp_path_factory.mktemp("loader") / "data"
     write_edits(
@@ -355,8 +355,8 @@ def test_damaged_shards_name_shard_and_chunk(data, tmp_path):
     # a corrupt frames blob in a chunk past the first: the error names that chunk
     import pyarrow.parquet as pq
 
-    from ghframes import shards
-    from ghframes.frames import SESSION_KEY, frames_schema
+    from ghframes.store import shards
+    from ghframes.store.frames import SESSION_KEY, frames_schema
 
     path.write_bytes(raw)
     table = pq.read_table(path)
@@ -549,7 +549,7 @@ class S3Proxy:
 def long_data(tmp_path_factory, ray_local):
     """One long session (about 19 k frames, 74 chunks, 10 row groups)."""
     from ghframes.pipelines.render import render_dataset
-    from ghframes.session import RenderOptions
+    from ghframes.render.session import RenderOptions
 
     root = tmp_path_factory.mktemp("loader-long") / "data"
     write_edits(root, {"github.com/bench/long": realistic_edit_rows(6, 2)})
@@ -586,7 +586,7 @@ def test_s3_reads_only_the_row_groups_a_window_needs(long_data, moto_port):
     row groups holding its frames are requested, a small part of the shard."""
     import pyarrow.parquet as pq
 
-    from ghframes.frames import CHUNKS_PER_ROW_GROUP
+    from ghframes.store.frames import CHUNKS_PER_ROW_GROUP
 
     upload(moto_port, long_data, "ranges")
     ds = FrameStream(long_data, 1, 256, "window", seed=4, eval_fraction=0.0)
@@ -678,7 +678,7 @@ def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
     import pyarrow.parquet as pq
     import zstandard
 
-    from ghframes.codec import segments_of
+    from ghframes.store.codec import segments_of
 
     old = tmp_path / "old"
     shutil.copytree(data, old)

@@ -15,12 +15,18 @@ import pytest
 
 import ghframes
 from ghframes import cli
-from ghframes.codec import decode_chunk, encode_chunk, segments_of
 from ghframes.errors import GhframesError
-from ghframes.frames import frames_stats
+from ghframes.render.session import (
+    RenderOptions,
+    render_session,
+    shell_word,
+    shown_path,
+    split_sessions,
+)
+from ghframes.render.terminal import text_of
 from ghframes.sample import write_edits
-from ghframes.session import RenderOptions, render_session, shell_word, shown_path, split_sessions
-from ghframes.terminal import text_of
+from ghframes.store.codec import decode_chunk, encode_chunk, segments_of
+from ghframes.store.frames import frames_stats
 from ghframes.verify import verify_dataset
 
 V1 = "def main():\n\tprint('hi')\n"
@@ -76,8 +82,8 @@ def tiny_repo(n_commits: int = 3) -> list[dict]:
 def commits_from(rows, repo="local/tiny"):
     import pyarrow as pa
 
-    from ghframes import schema
-    from ghframes.pipelines.render import commits_of
+    from ghframes.store import schema
+    from ghframes.store.edits import commits_of
 
     full = []
     for row in rows:
@@ -127,7 +133,7 @@ def test_session_frames_actions_and_commit_boundaries():
 def test_incremental_capture_equals_a_full_read_of_the_screen(monkeypatch):
     """Frames come from pyte's dirty rows only; every one must equal the whole screen read afresh
     (shell scrolling, the alternate screen and its restore, line inserts and deletes)."""
-    from ghframes.terminal import COLS, ROWS, WIDE_STUB, Terminal
+    from ghframes.render.terminal import COLS, ROWS, WIDE_STUB, Terminal
 
     capture = Terminal.capture
     captured = []
@@ -217,7 +223,7 @@ NUMSTAT_CASES = [
 
 @pytest.mark.parametrize("before, after", NUMSTAT_CASES)
 def test_commit_summary_counts_lines_as_git_does(tmp_path, before, after):
-    from ghframes.replay import line_changes
+    from ghframes.render.replay import line_changes
 
     (tmp_path / "a").write_bytes(before.encode())
     (tmp_path / "b").write_bytes(after.encode())
@@ -233,7 +239,7 @@ def test_commit_summary_counts_lines_as_git_does(tmp_path, before, after):
 
 
 def test_commit_summary_reads_like_git():
-    from ghframes.session import plan_commit
+    from ghframes.render.session import plan_commit
 
     added = {"commit_index": 0, "path": "notes.txt", "status": "added", "before": None}
     renamed = {"commit_index": 1, "path": "new.py", "old_path": "old.py", "status": "renamed"}
@@ -290,8 +296,8 @@ def test_session_description_is_stored_once_in_the_footer(tmp_path):
 
     import pyarrow.parquet as pq
 
-    from ghframes.frames import SESSION_KEY, read_session_metadata, write_session
-    from ghframes.shards import filesystem
+    from ghframes.store.frames import SESSION_KEY, read_session_metadata, write_session
+    from ghframes.store.shards import filesystem
 
     chunks, meta = render_session("local/tiny", commits_from(tiny_repo()), RenderOptions())
     fs, root = filesystem(str(tmp_path))
@@ -631,7 +637,7 @@ def test_render_without_edits_is_one_clear_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_killed_render_resumes_with_every_session_once(tmp_path):
-    from ghframes.render import realistic_history
+    from ghframes.realistic import realistic_history
 
     rows = [
         {k: r[k] for k in ("commit_index", "path", "status", "before", "after")}

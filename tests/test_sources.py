@@ -11,8 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pygit2
 import pytest
 
-from ghframes.errors import GhframesError
-from ghframes.sources import (
+from ghframes.crawl.sources import (
     ABANDONED_AFTER_S,
     HOST,
     _Credentials,
@@ -22,6 +21,7 @@ from ghframes.sources import (
     redact,
     token_host,
 )
+from ghframes.errors import GhframesError
 
 TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
 

@@ -363,7 +363,7 @@ class ListSource:
 def test_evaluation_skips_empty_lanes_without_changing_the_result():
     """Lanes with no valid step are not computed; the loss over the valid steps, with each
     lane's state carried from batch to batch, is what the full model computes."""
-    from ghframes.training.bench import random_batch
+    from ghframes.training.fake_batches import random_batch
     from ghframes.training.metrics import Accumulator
     from ghframes.training.train import Processes, evaluate
 

@@ -15,11 +15,11 @@ import pytest
 from test_export import dataset, synthetic_session  # noqa: F401  (shared rendered sample)
 
 from ghframes import cli
-from ghframes.chunks import SearchCancelled, find_in_frames, open_lazy
-from ghframes.codec import encode_chunk
 from ghframes.errors import GhframesError
-from ghframes.frames import write_one_session_dataset
-from ghframes.terminal import COLS, ROWS, WIDE_STUB, text_of
+from ghframes.render.terminal import COLS, ROWS, WIDE_STUB, text_of
+from ghframes.store.chunks import SearchCancelled, find_in_frames, open_lazy
+from ghframes.store.codec import encode_chunk
+from ghframes.store.frames import write_one_session_dataset
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)"
@@ -316,7 +316,7 @@ def test_damaged_chunk_while_playing_restores_the_terminal(tmp_path, tmux):
 
 
 def test_help_wraps_over_lines_that_fit_the_terminal(dataset, tmux):  # noqa: F811
-    from ghframes.viewer import HELP
+    from ghframes.view.viewer import HELP
 
     data, sid = dataset
     session = open_lazy(data, sid)
@@ -483,7 +483,7 @@ def test_wide_characters_in_the_prompt_and_the_search(tmp_path, tmux):
 
 def test_viewer_benchmark_runs_on_a_session_of_the_size_asked():
     from ghframes.bench import BENCHMARKS
-    from ghframes.chunks import bench_viewer
+    from ghframes.bench.viewer import bench_viewer
 
     assert "viewer" in BENCHMARKS
     rows = {r["name"]: r for r in bench_viewer(num_frames=3_000)}

@@ -232,3 +232,28 @@ class FakeBatches:
         start = int(rng.integers(0, length - self.seq_len + 1))
         self._play(number, start, start + self.seq_len, out, row, 0)
         out["reset"][row, 0] = True  # a window starts from the initial state
+
+
+def random_batch(cfg, batch_size: int, seq_len: int, device: torch.device, seed: int = 0) -> dict:
+    """Uniform random frames and actions: content does not change the cost."""
+    g = torch.Generator().manual_seed(seed)
+    batch = {
+        "frames": torch.randint(
+            0,
+            cfg.char_vocab,
+            (batch_size, seq_len, cfg.rows, cfg.cols),
+            generator=g,
+            dtype=torch.uint8,
+        ),
+        "cursor": torch.stack(
+            [
+                torch.randint(0, cfg.rows, (batch_size, seq_len), generator=g),
+                torch.randint(0, cfg.cols, (batch_size, seq_len), generator=g),
+            ],
+            -1,
+        ),
+        "actions": torch.randint(0, cfg.action_vocab, (batch_size, seq_len), generator=g),
+        "reset": torch.zeros(batch_size, seq_len, dtype=torch.bool),
+        "mask": torch.ones(batch_size, seq_len, dtype=torch.bool),
+    }
+    return {k: v.to(device) for k, v in batch.items()}

@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 import torch
 import zstandard
 
-from ghframes import shards
-from ghframes.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT, segments_of
 from ghframes.errors import GhframesError
-from ghframes.frames import FRAMES_DIR, frames_schema
-from ghframes.terminal import COLS, ROWS
+from ghframes.render.terminal import COLS, ROWS
+from ghframes.store import shards
+from ghframes.store.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT, segments_of
+from ghframes.store.frames import FRAMES_DIR, frames_schema
 
 from .chars import ACTION_NAMES, ASCII_LIMIT, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids
 
@@ -895,109 +895,3 @@ class FrameStream(torch.utils.data.IterableDataset):
             _, old = self._parts.popitem(last=False)
             self._parts_bytes -= old.nbytes
         return part
-
-
-# -- benchmark ------------------------------------------------------------------------------------
-
-
-def build_bench_data(data: str, num_files: int = 8, edits_per_file: int = 3) -> None:
-    """Render a realistic history into DATA (edits written here, frames by the render stage)."""
-    from ghframes.pipelines.render import render_dataset
-    from ghframes.render import realistic_edit_rows
-    from ghframes.sample import write_edits
-    from ghframes.session import RenderOptions
-
-    write_edits(data, {"bench/loader": realistic_edit_rows(num_files, edits_per_file)})
-    render_dataset(data, RenderOptions(max_frames_per_session=4000), num_cpus=2)
-
-
-def _rate(make, epochs: int) -> float:
-    """Frames per second over `epochs`, timed from each epoch's first batch (worker start-up
-    excluded)."""
-    frames, spent = 0, 0.0
-    for epoch in range(epochs):
-        it = iter(make(epoch))
-        next(it)
-        start = time.perf_counter()
-        for batch in it:
-            frames += int(batch["mask"].sum())
-        spent += time.perf_counter() - start
-    return frames / spent
-
-
-def _replicate(data: str, copies: int) -> str:
-    """A manifest listing every session `copies` times (same shards): a larger epoch to time."""
-    fs, root = shards.filesystem(data)
-    manifest = shards.read_json(fs, f"{root}/{FRAMES_DIR}/{shards.MANIFEST}")
-    manifest["sessions"] = {
-        f"{sid}~{k}": s for sid, s in manifest["sessions"].items() for k in range(copies)
-    }
-    out = f"{root}/bench-x{copies}"
-    shards.write_json_atomic(fs, f"{out}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
-    for info in fs.get_file_info(pafs.FileSelector(f"{root}/{FRAMES_DIR}")):
-        if info.type == pafs.FileType.Directory:
-            link = f"{out}/{FRAMES_DIR}/{info.base_name}"
-            if not os.path.exists(link):
-                os.symlink(info.path, link)
-    return out
-
-
-def bench_loader(
-    data: str | None = None, batch_size: int = 8, seq_len: int = 256, copies: int = 30
-) -> list[dict]:
-    """Decoded frames per second per core into the batch tensors, from local shards in the page
-    cache: one process, then a DataLoader with 2 workers (its rate / 2). Without `data`, a
-    realistic history is rendered into a temporary DATA first (about 15 s); its sessions are
-    listed `copies` times so that an epoch lasts long enough to time."""
-    import tempfile
-
-    tmp = None
-    if data is None:
-        tmp = tempfile.TemporaryDirectory(prefix="ghframes-bench-loader-")
-        data = tmp.name
-        build_bench_data(data)
-    data = _replicate(data, copies)
-    rows = []
-    try:
-        for mode in ("stream", "window"):
-            ds = FrameStream(data, batch_size, seq_len, mode, seed=0, eval_fraction=0.0)
-
-            def one(epoch, ds=ds):
-                ds.set_epoch(epoch)
-                return iter(ds)
-
-            _rate(one, 1)  # warm: page cache, shard cache
-            rows.append(
-                {
-                    "name": f"loader {mode} T={seq_len}, 1 worker",
-                    "value": round(_rate(one, 3)),
-                    "unit": "frames/s/core",
-                }
-            )
-
-            def two(epoch, ds=ds):
-                ds.set_epoch(epoch)
-                return torch.utils.data.DataLoader(
-                    ds, batch_size=None, num_workers=2, persistent_workers=False
-                )
-
-            value = _rate(two, 3)
-            rows.append(
-                {
-                    "name": f"loader {mode} T={seq_len}, 2 workers (total / 2)",
-                    "value": round(value / 2),
-                    "unit": "frames/s/core",
-                }
-            )
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    return rows
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    for row in bench_loader(sys.argv[1] if len(sys.argv) > 1 else None):
-        print(json.dumps(row))

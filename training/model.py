@@ -27,7 +27,7 @@ from torch import nn
 
 from ghframes.errors import GhframesError
 
-from .synthetic.backbones.residual_lstm import ResidualLSTM, State
+from .lstm import ResidualLSTM, State
 
 IGNORE = -100  # target of an invalid (masked) step; torch's cross-entropy default
 

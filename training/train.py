@@ -86,7 +86,7 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
 
 def check_source(cfg: TrainConfig, source, where: str) -> None:
     """Refuse data the run cannot use, before any training time is spent."""
-    from ghframes import schema
+    from ghframes.store import schema
 
     known = schema.load("frames").major
     version = str(getattr(source, "schema_version", ""))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import lstm, mamba, residual_lstm, transformer
+from ... import lstm as residual_lstm
+from . import lstm, mamba, transformer
 
 BACKBONES = {
     "transformer": transformer.build,

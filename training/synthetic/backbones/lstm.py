@@ -5,20 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def init_forget_bias(lstm: nn.LSTM, value: float = 1.0) -> None:
-    """Start every forget gate open (bias ``value``) so memories persist from the first step.
-
-    Jozefowicz et al. (2015), "An Empirical Exploration of Recurrent Network Architectures":
-    with the default zero bias a gate starts at 0.5 and the cell forgets half of itself per step.
-    PyTorch orders the gates (input, forget, cell, output); the hidden-side bias is zeroed so
-    the sum is ``value``.
-    """
-    with torch.no_grad():
-        for name, bias in lstm.named_parameters():
-            if name.startswith("bias_"):
-                hidden = bias.shape[0] // 4
-                bias[hidden : 2 * hidden] = value if name.startswith("bias_ih") else 0.0
+from ...lstm import init_forget_bias
 
 
 class LSTM(nn.Module):

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ghframes.codec import FRAMES_PER_CHUNK, encode_chunk
-from ghframes.editor import Editor, is_typable
 from ghframes.errors import GhframesError
-from ghframes.replay import EditPlan, git_lines, plan_edit
-from ghframes.terminal import COLS, ROWS, Terminal
+from ghframes.render.editor import Editor, is_typable
+from ghframes.render.replay import EditPlan, git_lines, plan_edit
+from ghframes.render.terminal import COLS, ROWS, Terminal
+from ghframes.store.codec import FRAMES_PER_CHUNK, encode_chunk
 
 RENDERER_VERSION = "2"  # bump when the same input would render different frames
 USER_HOST = "dev@ghframes"

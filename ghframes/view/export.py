@@ -5,7 +5,7 @@
   events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are spaced by
   `--cps` keystrokes per second; a marker ("m") event opens every commit, labelled with its
   message.
-- html: one self-contained file with a player (ghframes.player_html).
+- html: one self-contained file with a player (ghframes.view.player_html).
 - png: one frame (`--frame N`) drawn with a monospace font.
 
 `--from/--to` select frames [FROM, TO) for every format.
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ghframes.chunks import LazySession, open_lazy
 from ghframes.errors import GhframesError
-from ghframes.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.store.chunks import LazySession, open_lazy
 
 
 def frame_range(session: LazySession, start: int | None, stop: int | None) -> tuple[int, int]:
@@ -203,7 +203,7 @@ def run(args, env) -> int:
         render_png(session.frame(t), session.cursor[t], args.output)
         print(f"wrote {args.output}: frame {t} of session {session.id}")
     elif args.format == "html":
-        from ghframes.player_html import write_html
+        from ghframes.view.player_html import write_html
 
         write_html(session, args.output, start, stop, args.cps, _atomic)
         print(f"wrote {args.output}: {stop - start} frames as a self-contained HTML player")

@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from ghframes.chunks import LazySession
-from ghframes.terminal import COLS, ROWS
+from ghframes.render.terminal import COLS, ROWS
+from ghframes.store.chunks import LazySession
 
 KEYFRAME = 256
 

@@ -24,7 +24,7 @@ import functools
 
 from pyte.screens import wcwidth
 
-from ghframes.terminal import COLS, ROWS
+from ghframes.render.terminal import COLS, ROWS
 
 TEXT_ROWS = ROWS - 2  # rows 0..45 show text
 STATUS_ROW = ROWS - 2

@@ -1,7 +1,7 @@
 """`ghframes view DATA [--session ID]`: a terminal player for rendered sessions (curses).
 
 Without --session, a list of sessions to pick from. The player decodes frames a chunk at a
-time (ghframes.chunks), so opening is instant at any session length. In a terminal smaller
+time (ghframes.store.chunks), so opening is instant at any session length. In a terminal smaller
 than 160x48 (plus two status lines) it shows a viewport that follows the cursor and can be
 panned, and says so. The terminal is restored on exit, Ctrl-C and errors (curses.endwin in a
 `finally`). Keys: see HELP below and the README.
@@ -16,10 +16,10 @@ import os
 import sys
 import time
 
-from ghframes.chunks import LazySession, SearchCancelled, list_sessions, open_lazy
-from ghframes.editor import display_width, glyph
 from ghframes.errors import GhframesError
-from ghframes.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.render.editor import display_width, glyph
+from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.store.chunks import LazySession, SearchCancelled, list_sessions, open_lazy
 
 MIN_W, MIN_H = 40, 6
 UNICODE = [True]  # whether the terminal's locale encodes UTF-8 (set by run)

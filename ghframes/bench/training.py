@@ -1,6 +1,6 @@
 """Training benchmarks for `make bench`: tiny-preset throughput, streaming-BPTT memory and time.
 
-`bench_training()` returns `{"name", "value", "unit"}` rows like ghframes/bench.py's other stages.
+`bench_training()` returns `{"name", "value", "unit"}` rows like the other stages' benchmarks.
 On a CPU it runs on one thread (figures per core, as DESIGN.md's targets are stated) and measures
 memory as the peak bytes autograd holds (saved_tensors_hooks, parameters excluded); on a GPU it
 reads torch.cuda.max_memory_allocated instead.
@@ -13,37 +13,12 @@ import time
 
 import torch
 
-from .config import TrainConfig
-from .fake_batches import FakeBatches
-from .model import PRESETS, ActionModel
-from .optim import Optimizers
-from .streaming import SavedTensorMeter, plain_bptt, streaming_bptt
-from .train import train_step
-
-
-def random_batch(cfg, batch_size: int, seq_len: int, device: torch.device, seed: int = 0) -> dict:
-    """Uniform random frames and actions: content does not change the cost."""
-    g = torch.Generator().manual_seed(seed)
-    batch = {
-        "frames": torch.randint(
-            0,
-            cfg.char_vocab,
-            (batch_size, seq_len, cfg.rows, cfg.cols),
-            generator=g,
-            dtype=torch.uint8,
-        ),
-        "cursor": torch.stack(
-            [
-                torch.randint(0, cfg.rows, (batch_size, seq_len), generator=g),
-                torch.randint(0, cfg.cols, (batch_size, seq_len), generator=g),
-            ],
-            -1,
-        ),
-        "actions": torch.randint(0, cfg.action_vocab, (batch_size, seq_len), generator=g),
-        "reset": torch.zeros(batch_size, seq_len, dtype=torch.bool),
-        "mask": torch.ones(batch_size, seq_len, dtype=torch.bool),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+from ghframes.training.config import TrainConfig
+from ghframes.training.fake_batches import FakeBatches, random_batch
+from ghframes.training.model import PRESETS, ActionModel
+from ghframes.training.optim import Optimizers
+from ghframes.training.streaming import SavedTensorMeter, plain_bptt, streaming_bptt
+from ghframes.training.train import train_step
 
 
 def _peak(model: ActionModel, fn, batch: dict, device: torch.device, **kwargs) -> tuple[int, float]:
@@ -149,8 +124,3 @@ def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
             "unit": "timesteps/s",
         },
     ]
-
-
-if __name__ == "__main__":
-    for row in bench_training():
-        print(f"{row['name']:<48} {row['value']:>12} {row['unit']}")

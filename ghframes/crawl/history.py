@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, FileMode, SortMode
 
-from ghframes import schema
+from ghframes.store import schema
 
 # Paths whose content is vendored or generated rather than written by a person. Matched against
 # the full path (`**/` prefix implied) and, for the directory patterns, any path component.

@@ -8,9 +8,15 @@ import sys
 import tempfile
 from collections.abc import Mapping
 
+from ghframes.crawl.sources import (
+    Source,
+    default_head,
+    github_source,
+    open_repository,
+    parse_source,
+)
 from ghframes.errors import GhframesError
-from ghframes.shards import filesystem
-from ghframes.sources import Source, default_head, github_source, open_repository, parse_source
+from ghframes.store.shards import filesystem
 
 
 def check_writable(data: str) -> None:
@@ -39,7 +45,7 @@ def _github_sources(
     wanted = [s for s in specs if s.kind == "github"]
     if not (wanted or args.query or args.org or args.user):
         return []
-    from ghframes import github
+    from ghframes.crawl import github
 
     client = github.GitHubClient(
         api_url=args.api_url,

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
+from ghframes.crawl.github import parse_owner_name
 from ghframes.errors import GhframesError
-from ghframes.github import parse_owner_name
-from ghframes.shards import safe_name
+from ghframes.store.shards import safe_name
 
 URL_SCHEMES = ("https://", "http://", "git://", "file://", "ssh://")
 # `git@host:owner/name.git`, the scp-like form ssh clone URLs usually take.

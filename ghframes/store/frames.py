@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ghframes import schema, shards
-from ghframes.codec import DTYPES, decode_chunk
 from ghframes.errors import GhframesError
-from ghframes.terminal import COLS, ROWS
+from ghframes.render.terminal import COLS, ROWS
+from ghframes.store import schema, shards
+from ghframes.store.codec import DTYPES, decode_chunk
 
 FRAMES_DIR = "frames"
 SESSION_KEY = "ghframes.session"

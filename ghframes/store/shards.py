@@ -18,7 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ghframes.errors import GhframesError
-from ghframes.schema import TableSchema
+from ghframes.store.schema import TableSchema
 
 COMPRESSION = "zstd"
 MANIFEST = "manifest.json"

@@ -15,11 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ghframes import shards
-from ghframes.codec import decode_chunk
 from ghframes.errors import GhframesError
-from ghframes.frames import Dataset, SessionInfo, frames_schema, open_dataset, read_session_metadata
-from ghframes.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.store import shards
+from ghframes.store.codec import decode_chunk
+from ghframes.store.frames import (
+    Dataset,
+    SessionInfo,
+    frames_schema,
+    open_dataset,
+    read_session_metadata,
+)
 
 CACHE_CHUNKS = 8
 FRAME_CELLS = ROWS * COLS
@@ -265,40 +271,3 @@ def open_lazy(data: str, session_id: str) -> LazySession:
 
 def list_sessions(data: str) -> list[SessionInfo]:
     return open_dataset(data).sessions()
-
-
-def bench_viewer(num_frames: int = 1_000_000) -> list[dict]:
-    """What a person waits for in the viewer, on a session of `num_frames` frames made of the
-    render benchmark's real chunks repeated: opening it and showing its last frame, and a
-    search that finds nothing (so it reads every frame)."""
-    import tempfile
-    import time
-
-    from ghframes.frames import write_one_session_dataset
-    from ghframes.render import realistic_history
-    from ghframes.session import RenderOptions, render_session
-
-    chunks, _ = render_session("github.com/bench/history", realistic_history(), RenderOptions())
-    real = list(zip(chunks["num_frames"], chunks["frame_itemsize"], chunks["frames"], strict=True))
-    encoded, total = [], 0
-    while total < num_frames:
-        count, itemsize, blob = real[len(encoded) % len(real)]
-        encoded.append((count, itemsize, blob))
-        total += count
-    with tempfile.TemporaryDirectory() as tmp:
-        sid = write_one_session_dataset(tmp, "bench", encoded)
-        start = time.perf_counter()
-        session = open_lazy(tmp, sid)
-        session.frame(session.num_frames - 1)
-        opened = time.perf_counter() - start
-        start = time.perf_counter()
-        assert session.search("no such text in ghframes' bench", 0) is None
-        searched = time.perf_counter() - start
-    return [
-        {
-            "name": "viewer.open_session_and_show_last_frame",
-            "value": round(opened, 3),
-            "unit": f"s ({total:,} frames)",
-        },
-        {"name": "viewer.search_no_match", "value": round(total / searched), "unit": "frames/s"},
-    ]

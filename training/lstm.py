@@ -1,7 +1,7 @@
 """Residual LSTM: the recurrence-complete core of the ghframes action model.
 
 A stack of LSTM layers, each applied as ``x + LSTM(LayerNorm(x))`` so that depth adds refinements
-to a residual stream instead of replacing it; forget gates start open (see lstm.init_forget_bias)
+to a residual stream instead of replacing it; forget gates start open (see init_forget_bias)
 and the initial state is learned, so that the start of a session is not confused with an
 all-zero memory. The state is returned so that a streaming trainer can carry it across windows
 (detached between windows: truncated BPTT).
@@ -12,7 +12,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .lstm import init_forget_bias
+
+def init_forget_bias(lstm: nn.LSTM, value: float = 1.0) -> None:
+    """Start every forget gate open (bias ``value``) so memories persist from the first step.
+
+    Jozefowicz et al. (2015), "An Empirical Exploration of Recurrent Network Architectures":
+    with the default zero bias a gate starts at 0.5 and the cell forgets half of itself per step.
+    PyTorch orders the gates (input, forget, cell, output); the hidden-side bias is zeroed so
+    the sum is ``value``.
+    """
+    with torch.no_grad():
+        for name, bias in lstm.named_parameters():
+            if name.startswith("bias_"):
+                hidden = bias.shape[0] // 4
+                bias[hidden : 2 * hidden] = value if name.startswith("bias_ih") else 0.0
+
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each float [n_layers, B, H]
 

@@ -91,7 +91,7 @@ def _add_crawl(sub, env: Mapping[str, str]) -> None:
         help="longest wait for a GitHub rate limit to reset, in seconds (default 900)",
     )
     _add_ray(p, env)
-    p.set_defaults(handler="ghframes.crawl:run")
+    p.set_defaults(handler="ghframes.cli.crawl:run")
 
 
 def _add_render(sub, env: Mapping[str, str]) -> None:
@@ -101,7 +101,7 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
         description="Replay every change of DATA/edits keystroke by keystroke in a shell and a "
         "full-screen editor drawn into a 48x160 terminal; write frame shards to DATA/frames.",
     )
-    from ghframes.session import RenderOptions  # the defaults live there, once
+    from ghframes.render.session import RenderOptions  # the defaults live there, once
 
     defaults = RenderOptions()
     p.add_argument("data", metavar="DATA")
@@ -137,7 +137,7 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
         "and navigation included (default %(default)s)",
     )
     _add_ray(p, env)
-    p.set_defaults(handler="ghframes.render:run")
+    p.set_defaults(handler="ghframes.cli.render:run")
 
 
 def _add_view(sub, env: Mapping[str, str]) -> None:
@@ -145,7 +145,7 @@ def _add_view(sub, env: Mapping[str, str]) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--session", metavar="ID", help="play this session (default: pick from a list)")
     p.add_argument("--frame", type=int, default=0, metavar="N", help="start at frame N")
-    p.set_defaults(handler="ghframes.viewer:run")
+    p.set_defaults(handler="ghframes.view.viewer:run")
 
 
 def _add_export(sub, env: Mapping[str, str]) -> None:
@@ -183,7 +183,7 @@ def _add_export(sub, env: Mapping[str, str]) -> None:
         metavar="N",
         help="png: the frame to draw (default: --from, else 0)",
     )
-    p.set_defaults(handler="ghframes.export:run")
+    p.set_defaults(handler="ghframes.view.export:run")
 
 
 def _add_stats(sub, env: Mapping[str, str]) -> None:

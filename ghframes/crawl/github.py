@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ghframes.errors import GhframesError
-from ghframes.shards import write_json_atomic
+from ghframes.store.shards import write_json_atomic
 
 log = logging.getLogger(__name__)
 

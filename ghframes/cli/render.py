@@ -1,0 +1,62 @@
+"""`ghframes render DATA`: replay DATA/edits as terminal videos in DATA/frames; and its benchmark."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ghframes.render.session import RenderOptions
+
+log = logging.getLogger(__name__)
+
+
+def options_from_args(args) -> RenderOptions:
+    return RenderOptions(
+        max_frames_per_session=args.max_frames_per_session,
+        max_typed_chars_per_change=args.max_typed_chars_per_change,
+        max_typed_chars_per_commit=args.max_typed_chars_per_commit,
+        max_actions_per_change=args.max_actions_per_change,
+    )
+
+
+def run(args, env) -> int:
+    from ghframes.pipelines.render import render_dataset
+
+    options = options_from_args(args)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="frame", unit_scale=True, desc="render", file=sys.stderr)
+
+    def progress(done: int, known: int) -> None:
+        if bar is not None:
+            bar.total = known
+            bar.update(done - bar.n)
+
+    try:
+        manifest = render_dataset(args.data, options, args.ray_address, args.num_cpus, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    sessions = manifest["sessions"].values()
+    frames = sum(s["num_frames"] for s in sessions)
+    size = sum(s["bytes"] for s in sessions)
+    failed = {k: r for k, r in manifest["repos"].items() if r["status"] != "ok"}
+    print(
+        f"rendered {len(manifest['sessions'])} sessions, {frames} frames, "
+        f"{size / max(frames, 1):.1f} bytes/frame into {args.data}/frames"
+    )
+    removed = manifest["removed"]
+    if removed["shards"]:
+        print(
+            f"removed {removed['shards']} shards ({removed['bytes']:,} bytes) of earlier renders "
+            f"no longer in the manifest from {args.data}/frames"
+        )
+    for key, repo in failed.items():
+        kept = ""
+        if repo.get("stale"):
+            n = len(repo["sessions"])
+            kept = f"; kept {n} session{'s' * (n != 1)} from an earlier render"
+        print(f"ghframes: error: {key}: {repo.get('error', 'not rendered')}{kept}", file=sys.stderr)
+    return 1 if failed else 0

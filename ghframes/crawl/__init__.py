@@ -1,0 +1,1 @@
+"""Crawl: sources, GitHub discovery and history mining into edit rows."""

@@ -1,0 +1,1 @@
+"""View: the terminal player and the exports (asciicast, HTML, PNG)."""
