@@ -125,9 +125,10 @@ def _previous_sessions(fs, frames_root: str) -> dict[str, dict]:
         return {}
     if not previous:
         return {}
-    version = str(previous.get("version", "")).split(".")[0]
-    if previous.get("table") != "frames" or version != str(schema.load("frames").major):
-        log.warning("%s: version %s, no earlier sessions kept", where, previous.get("version"))
+    try:
+        schema.load("frames").check_manifest(previous, where)
+    except GhframesError as exc:
+        log.warning("%s; no earlier sessions kept", exc)
         return {}
     return previous.get("sessions", {})
 

@@ -253,7 +253,7 @@ def test_unknown_schema_version(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_module, "make_loader", newer_shards)
     assert (
         refuse(tmp_path, capsys)
-        == "train: error: fake: frames schema version 2.0 is not supported (this trainer reads 1.x)"
+        == "train: error: fake: frames schema version 2.0 is not supported (this ghframes reads 1.x)"
     )
 
 

@@ -494,13 +494,8 @@ class FrameStream(torch.utils.data.IterableDataset):
         )
         if manifest is None:
             raise GhframesError(f"{source}: no rendered frames (run `ghframes render` first)")
-        version = str(manifest.get("version", ""))
-        if manifest.get("table") != "frames" or version.split(".")[0] != str(frames_schema().major):
-            raise GhframesError(
-                f"{self.root}/{shards.MANIFEST}: frames manifest version {version or 'none'} "
-                f"is not supported (this loader reads {frames_schema().major}.x)"
-            )
-        self.schema_version = version
+        frames_schema().check_manifest(manifest, f"{self.root}/{shards.MANIFEST}")
+        self.schema_version = str(manifest["version"])
         # Ordered, split and shuffled by their location-free keys (split_key), so that the same
         # histories give the same batches wherever they were crawled from.
         self.sessions = sorted(

@@ -88,13 +88,7 @@ def check_source(cfg: TrainConfig, source, where: str) -> None:
     """Refuse data the run cannot use, before any training time is spent."""
     from ghframes.store import schema
 
-    known = schema.load("frames").major
-    version = str(getattr(source, "schema_version", ""))
-    if version.split(".")[0] != str(known):
-        raise GhframesError(
-            f"{where}: frames schema version {version or 'none'} is not supported "
-            f"(this trainer reads {known}.x)"
-        )
+    schema.load("frames").check_version(str(getattr(source, "schema_version", "")), where)
     longest = source.max_seq_len
     if longest is not None and cfg.seq_len > longest:
         raise GhframesError(

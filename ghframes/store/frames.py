@@ -141,13 +141,7 @@ class Dataset:
         manifest = shards.read_json(self.fs, f"{self.root}/{shards.MANIFEST}")
         if manifest is None:
             raise GhframesError(f"{data}: no rendered frames (run `ghframes render {data}` first)")
-        if manifest.get("table") != "frames" or str(manifest.get("version", "")).split(".")[
-            0
-        ] != str(frames_schema().major):
-            raise GhframesError(
-                f"{self.root}/{shards.MANIFEST}: frames manifest version "
-                f"{manifest.get('version')} is not supported (this ghframes reads {frames_schema().major}.x)"
-            )
+        frames_schema().check_manifest(manifest, f"{self.root}/{shards.MANIFEST}")
         self.manifest = manifest
 
     def sessions(self) -> list[SessionInfo]:

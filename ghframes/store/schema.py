@@ -41,11 +41,22 @@ class TableSchema:
         """Refuse a shard of another table or of an unknown major version, naming `where`."""
         metadata = metadata or {}
         table = metadata.get(TABLE_KEY, b"").decode()
-        version = metadata.get(VERSION_KEY, b"").decode()
         if table != self.table:
             raise GhframesError(
                 f"{where}: not a ghframes {self.table} shard (table={table or 'none'})"
             )
+        self.check_version(metadata.get(VERSION_KEY, b"").decode(), where)
+
+    def check_manifest(self, manifest: dict, where: str) -> None:
+        """Refuse a manifest of another table or of an unknown major version, naming `where`."""
+        if manifest.get("table") != self.table:
+            raise GhframesError(
+                f"{where}: not a ghframes {self.table} manifest (table={manifest.get('table')})"
+            )
+        self.check_version(str(manifest.get("version", "")), where)
+
+    def check_version(self, version: str, where: str) -> None:
+        """Refuse data written under another major version of this table's schema."""
         if version.split(".")[0] != str(self.major):
             raise GhframesError(
                 f"{where}: {self.table} schema version {version or 'none'} is not supported "
