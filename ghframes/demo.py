@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     step("what the dataset holds", ["stats", args.out])
     train = os.path.join(args.out, "train")
     print(
-        f"\n$ python -m training.train --data {args.out} --out {train}    # the tiny model, a few minutes"
+        f"\n$ python -m ghframes.training.train --data {args.out} --out {train}    # the tiny model, a few minutes"
     )
     code = subprocess.call(
         [

@@ -16,95 +16,172 @@ from collections.abc import Mapping, Sequence
 
 from ghframes.errors import GhframesError
 
+# Epilogs are printed as written (examples keep their line breaks); help lines still wrap.
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _command(sub, name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows `summary` as its one-line description, then `epilog`."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog.strip("\n"),
+        formatter_class=FORMATTER,
+    )
+
 
 def _add_ray(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     parser.add_argument(
         "--ray-address",
         default=env.get("RAY_ADDRESS"),
-        help="Ray cluster to run on (default: $RAY_ADDRESS, else an embedded local Ray)",
+        metavar="ADDRESS",
+        help="Ray cluster to run on: `auto`, HOST:PORT or ray://HOST:PORT "
+        "(default: $RAY_ADDRESS, else an embedded local Ray started for this run)",
     )
     parser.add_argument(
-        "--num-cpus", type=int, default=None, help="CPUs for the embedded local Ray"
+        "--num-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPUs for the embedded local Ray, a positive integer; not for --ray-address "
+        "(default: every CPU of this machine)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr (default: show one)",
+    )
 
 
 def _add_crawl(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "crawl",
-        help="mine repository histories into edit shards (DATA/edits)",
-        description="Mine the first-parent history of each repository's default branch into "
-        "Parquet edit shards under DATA/edits. SOURCE is a local repository path, a clone URL "
-        "(https://, git://, file://, ssh://) or OWNER/NAME on GitHub.",
+        "Mine repository histories (default branch, first parent) into DATA/edits.",
+        """
+One Parquet row per file change per commit, its text before and after included. Re-running
+mines only the commits added since the last crawl. Environment: GITHUB_TOKEN (GitHub API and
+clones), GITHUB_API_URL (default of --api-url), RAY_ADDRESS (default of --ray-address).
+
+example:
+  ghframes crawl ../my-project pallets/click --query "language:python stars:>500" \\
+      --limit 20 --license MIT --out data
+""",
     )
-    p.add_argument("sources", nargs="*", metavar="SOURCE", help="repositories to crawl")
-    p.add_argument("--out", required=True, metavar="DATA", help="dataset folder to write")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="a repository to crawl: a local path (bare or with a work tree), a clone URL "
+        "(https://, git://, file://, ssh://) or OWNER/NAME on GitHub; any number, "
+        "at least one unless --query, --org or --user is given",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DATA", help="dataset folder to write (required)"
+    )
     p.add_argument(
         "--cache",
         metavar="DIR",
-        help="bare mirror cache for cloned repositories (default: DATA/cache)",
+        help="folder of bare mirrors of cloned repositories and GitHub API answers, "
+        "reused by later crawls (default: DATA/cache)",
     )
     p.add_argument(
         "--query",
         action="append",
         default=[],
         metavar="Q",
-        help='GitHub repository search, e.g. "language:python stars:>500" (repeatable)',
+        help="also crawl the repositories a GitHub repository search finds, e.g. "
+        '"language:python stars:>500" (repeatable; default: no search)',
     )
     p.add_argument(
         "--org",
         action="append",
         default=[],
         metavar="NAME",
-        help="all repositories of an organisation",
+        help="also crawl every repository of this GitHub organisation (repeatable; default: none)",
     )
     p.add_argument(
-        "--user", action="append", default=[], metavar="NAME", help="all repositories of a user"
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also crawl every repository of this GitHub user (repeatable; default: none)",
     )
     p.add_argument(
         "--api-url",
         default=env.get("GITHUB_API_URL", "https://api.github.com"),
-        help="GitHub REST API root (GitHub Enterprise: https://HOST/api/v3)",
+        metavar="URL",
+        help="GitHub REST API root; for GitHub Enterprise https://HOST/api/v3 "
+        "(default: $GITHUB_API_URL, else https://api.github.com)",
     )
     p.add_argument(
-        "--limit", type=int, default=None, help="at most this many discovered repositories"
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep at most N repositories found by --query/--org/--user, 0 or more "
+        "(default: no limit)",
     )
     p.add_argument(
         "--license",
         action="append",
         default=[],
         metavar="SPDX",
-        help="keep only repositories under these licenses (repeatable; SPDX ids)",
+        help="keep only discovered repositories under this license, an SPDX id such as MIT or "
+        "Apache-2.0, case-insensitive (repeatable; default: any license or none)",
     )
-    p.add_argument("--include-forks", action="store_true", help="keep forks found by discovery")
-    p.add_argument("--include-archived", action="store_true", help="keep archived repositories")
+    p.add_argument(
+        "--include-forks",
+        action="store_true",
+        help="keep forks found by discovery (default: skip and count them)",
+    )
+    p.add_argument(
+        "--include-archived",
+        action="store_true",
+        help="keep archived repositories found by discovery (default: skip and count them)",
+    )
     p.add_argument(
         "--max-file-bytes",
         type=int,
         default=1 << 20,
-        help="skip files larger than this on either side of a change (default 1 MiB)",
+        metavar="N",
+        help="skip (and count) a change whose file is larger than N bytes on either side, "
+        "a positive integer (default: %(default)s, 1 MiB)",
     )
     p.add_argument(
         "--max-wait",
         type=float,
         default=900.0,
-        help="longest wait for a GitHub rate limit to reset, in seconds (default 900)",
+        metavar="SECONDS",
+        help="longest wait for a GitHub rate limit to reset before failing, in seconds "
+        "(default: %(default)g)",
     )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.cli.crawl:run")
 
 
 def _add_render(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "render",
-        help="replay edits as terminal videos (DATA/frames)",
-        description="Replay every change of DATA/edits keystroke by keystroke in a shell and a "
-        "full-screen editor drawn into a 48x160 terminal; write frame shards to DATA/frames.",
+        "Replay DATA/edits as typing in a 48x160 terminal; write frames to DATA/frames.",
+        """
+Every change is typed key by key into a shell and a full-screen editor drawn by a terminal
+emulator; each frame is its screen. A session is a run of commits of one repository. Changes
+over a limit are skipped and counted (`ghframes stats`). Re-running draws only sessions whose
+shard is not there yet. Environment: RAY_ADDRESS (default of --ray-address).
+
+example:
+  ghframes render data --max-frames-per-session 50000
+""",
     )
     from ghframes.render.session import RenderOptions  # the defaults live there, once
 
     defaults = RenderOptions()
-    p.add_argument("data", metavar="DATA")
+    p.add_argument(
+        "data", metavar="DATA", help="dataset folder or URI (s3://...) holding DATA/edits"
+    )
     p.add_argument(
         "--max-frames-per-session",
         type=int,
@@ -141,26 +218,68 @@ def _add_render(sub, env: Mapping[str, str]) -> None:
 
 
 def _add_view(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser("view", help="play a session in the terminal")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--session", metavar="ID", help="play this session (default: pick from a list)")
-    p.add_argument("--frame", type=int, default=0, metavar="N", help="start at frame N")
+    p = _command(
+        sub,
+        "view",
+        "Play a rendered session in this terminal, frame by frame.",
+        """
+Without --session it lists the sessions to pick from (up/down or j/k, Enter; q quits).
+In the player `?` lists the keys: space plays and pauses, +/- change speed, g goes to a frame,
+/ searches the screen. Needs a terminal on stdin and stdout (elsewhere: `ghframes export`).
+
+example:
+  ghframes view data --session ID --frame 1200
+""",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder or URI holding DATA/frames")
+    p.add_argument(
+        "--session",
+        metavar="ID",
+        help="play this session, an id as the session list shows it "
+        "(default: pick one from a list)",
+    )
+    p.add_argument(
+        "--frame",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --session: start at frame N, from 0 to the session's last frame "
+        "(default %(default)s)",
+    )
     p.set_defaults(handler="ghframes.view.viewer:run")
 
 
 def _add_export(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser("export", help="export a session as asciicast, HTML or PNG")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--session", metavar="ID", required=True)
-    p.add_argument("--format", choices=["cast", "html", "png"], required=True)
-    p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p = _command(
+        sub,
+        "export",
+        "Export a session, or a range of its frames, as asciicast, HTML or PNG.",
+        """
+cast is asciicast v2 (`asciinema play FILE`); html is one self-contained file with a player;
+png is one frame drawn in DejaVu Sans Mono. Session ids: `ghframes view DATA` lists them.
+
+example:
+  ghframes export data --session ID --format html --from 1000 --to 2000 -o part.html
+""",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder or URI holding DATA/frames")
+    p.add_argument(
+        "--session", metavar="ID", required=True, help="the session to export (required)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["cast", "html", "png"],
+        required=True,
+        help="what to write, one of: %(choices)s (required)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write (required)")
     p.add_argument(
         "--from",
         dest="start",
         type=int,
         default=None,
         metavar="N",
-        help="first frame to export (default 0)",
+        help="first frame to export, from 0 to the session's last frame (default 0)",
     )
     p.add_argument(
         "--to",
@@ -168,53 +287,114 @@ def _add_export(sub, env: Mapping[str, str]) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="export frames before this one (default: to the end)",
+        help="export frames before this one, past --from and at most the session's "
+        "length (default: to the end)",
     )
     p.add_argument(
         "--cps",
         type=float,
         default=30.0,
-        help="cast/html: keystrokes (frames) per second (default 30)",
+        help="cast/html: keystrokes (frames) per second, a positive finite number "
+        "(default %(default)g)",
     )
     p.add_argument(
         "--frame",
         type=int,
         default=None,
         metavar="N",
-        help="png: the frame to draw (default: --from, else 0)",
+        help="png: the frame to draw, within [--from, --to) (default: --from, else 0)",
     )
     p.set_defaults(handler="ghframes.view.export:run")
 
 
 def _add_stats(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser("stats", help="summarise a dataset: repositories, commits, frames, skips")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = _command(
+        sub,
+        "stats",
+        "Summarise a dataset: repositories, commits, frames, bytes, skips by reason.",
+        """
+Reads the manifests of DATA/edits and, once rendered, DATA/frames.
+
+example:
+  ghframes stats data --json
+""",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder or URI to summarise")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of a table (default: a table)",
+    )
     p.set_defaults(handler="ghframes.stats:run")
 
 
 def _add_verify(sub, env: Mapping[str, str]) -> None:
-    p = sub.add_parser("verify", help="check replay fidelity and shard integrity")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--all", action="store_true", help="list every mismatch, not only the first")
+    p = _command(
+        sub,
+        "verify",
+        "Check replay fidelity and shard integrity of every rendered session.",
+        """
+Replays each session's actions and compares the text with its edits; checks each session's
+frames, actions and cursor against the manifest. Exit 0 when all is exact, else 1 with one
+stderr line per mismatch.
+
+example:
+  ghframes verify data --all
+""",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder or URI holding DATA/frames")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="list every mismatch (default: stop at the first one)",
+    )
     p.add_argument(
         "--session",
         action="append",
         default=[],
         metavar="ID",
-        help="verify only this session (repeatable)",
+        help="verify only this session (repeatable; default: every session)",
     )
     p.set_defaults(handler="ghframes.verify:run")
 
 
+COMMANDS = (_add_crawl, _add_render, _add_view, _add_export, _add_stats, _add_verify)
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    from ghframes import __version__
+
     parser = argparse.ArgumentParser(
         prog="ghframes",
         description="GitHub repository histories as terminal videos for training action models.",
+        epilog="""
+The stages run in this order, each reading the previous one's files under DATA:
+crawl (DATA/edits), render (DATA/frames), then verify, stats, view and export.
+
+example:
+  ghframes crawl pallets/click --out data && ghframes render data && ghframes view data
+""".strip("\n"),
+        formatter_class=FORMATTER,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_crawl, _add_render, _add_view, _add_export, _add_stats, _add_verify):
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ghframes {__version__}",
+        help="print `ghframes VERSION` and exit",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log progress details on stderr (default: warnings and errors only)",
+    )
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="the stage to run; `ghframes COMMAND --help` describes its arguments",
+    )
+    for add in COMMANDS:
         add(sub, env)
     return parser
 
@@ -228,13 +408,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         stream=sys.stderr,
     )
     module, func = args.handler.split(":")
-    try:
-        handler = getattr(importlib.import_module(module), func)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        print(f"ghframes: error: `{args.command}` is not part of this version yet", file=sys.stderr)
-        return 2
+    handler = getattr(importlib.import_module(module), func)  # every command's module exists
     try:
         return handler(args, env)
     except GhframesError as exc:
