@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,46 @@ def sample_repo(tmp_path_factory):
     path = tmp_path_factory.mktemp("sample") / "tally"
     sample.build(str(path))
     return path
+
+
+@pytest.fixture
+def github():
+    """A scripted GitHub API on loopback (tests/fakegithub.py); each test sets its routes."""
+    from fakegithub import serve
+
+    with serve() as fake:
+        yield fake
+
+
+# --- `ghframes crawl` and the edits it writes (test_crawl*.py) -----------------------------------
+
+
+def crawl(*argv: str, env: dict | None = None) -> int:
+    """`ghframes crawl ARGV --no-progress` in this process, with `env` as its whole environment."""
+    from ghframes import cli
+
+    return cli.main(["crawl", *argv, "--no-progress"], env=env or {})
+
+
+def edits_manifest(data: Path) -> dict:
+    """DATA/edits/manifest.json, decoded."""
+    import json
+
+    return json.loads((data / "edits" / "manifest.json").read_text())
+
+
+def edit_rows(data: Path, key: str | None = None):
+    """The edit rows (a pyarrow Table) of every repository of DATA, or of the one named `key`."""
+    import pyarrow as pa
+
+    from ghframes.store import schema, shards
+
+    edits = schema.load("edits")
+    fs, _ = shards.filesystem(str(data))
+    tables = [
+        shards.read_table(fs, str(data / "edits" / name), edits)
+        for k, entry in edits_manifest(data)["repos"].items()
+        if key in (None, k)
+        for name in entry["shards"]
+    ]
+    return pa.concat_tables(tables) if tables else edits.arrow.empty_table()

@@ -14,7 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ghframes.crawl.github import GitHubClient
+
 API_PREFIX = "/api/v3"  # served like GitHub Enterprise, so the client must keep the prefix
+T0 = 1_700_000_000.0  # the injected clock's "now" in `client_for`
 
 # --- the fake GitHub --------------------------------------------------------------------------
 
@@ -148,3 +151,29 @@ def paginated(fake: FakeGitHub, items: list[Any], etags: bool = False) -> Callab
         return Reply(200, chunk, headers)
 
     return route
+
+
+# --- a client of it ---------------------------------------------------------------------------
+
+
+class Sleeper:
+    """An injected `sleep` that records what it was asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def client_for(fake: FakeGitHub, **kwargs: Any) -> GitHubClient:
+    """A `GitHubClient` of `fake` that retries at once, never sleeps and thinks it is T0."""
+    defaults: dict[str, Any] = {
+        "api_url": fake.url,
+        "retries": 2,
+        "backoff_factor": 0,
+        "timeout": 5.0,
+        "sleep": Sleeper(),
+        "clock": lambda: T0,
+    }
+    return GitHubClient(**{**defaults, **kwargs})

@@ -1,55 +1,29 @@
-"""The crawl command end to end on real repositories, a real git server and a real Ray."""
+"""The crawl command end to end on real repositories, a loopback GitHub API and a real Ray."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from conftest import short_tmpdir
+from conftest import crawl, edit_rows, edits_manifest
 from fakegithub import Reply
-from ghframes import cli, sample
-from ghframes.store import schema, shards
+from ghframes import cli
 
 pytestmark = pytest.mark.usefixtures("ray_local")
-EDITS = schema.load("edits")
-
-
-def crawl(*argv: str, env: dict | None = None) -> int:
-    return cli.main(["crawl", *argv, "--no-progress"], env=env or {})
-
-
-def manifest(data: Path) -> dict:
-    return json.loads((data / "edits" / "manifest.json").read_text())
-
-
-def rows(data: Path, key: str | None = None) -> pa.Table:
-    fs, _ = shards.filesystem(str(data))
-    tables = [
-        shards.read_table(fs, str(data / "edits" / name), EDITS)
-        for k, entry in manifest(data)["repos"].items()
-        if key in (None, k)
-        for name in entry["shards"]
-    ]
-    return pa.concat_tables(tables) if tables else EDITS.arrow.empty_table()
 
 
 def test_crawls_the_sample_repository(sample_repo, tmp_path, capsys):
     data = tmp_path / "data"
     assert crawl(str(sample_repo), "--out", str(data)) == 0
-    (entry,) = manifest(data)["repos"].values()
+    (entry,) = edits_manifest(data)["repos"].values()
     assert entry["status"] == "ok" and entry["repo"] == "tally"
     assert entry["commits"] == 18  # 20 commits, 2 of them only on the merged branch
     assert entry["skipped"] == {"binary": 1, "not_utf8": 1, "symlink": 1, "vendored": 1}
-    table = rows(data)
+    table = edit_rows(data)
     assert table.num_rows == entry["changes"]
     # Every row is self-contained and exact: `after` is the file's bytes at that commit.
     for row in table.to_pylist():
@@ -73,7 +47,7 @@ def test_stats_reports_counts(sample_repo, tmp_path, capsys):
     assert cli.main(["stats", str(data), "--json"], env={}) == 0
     stats = json.loads(capsys.readouterr().out)["edits"]
     assert stats["repositories"] == 1 and stats["commits"] == 18
-    assert stats["changes"] == rows(data).num_rows
+    assert stats["changes"] == edit_rows(data).num_rows
     assert stats["skipped"]["binary"] == 1
 
 
@@ -87,182 +61,15 @@ def test_output_is_deterministic(sample_repo, tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
 
-def test_rerun_is_idempotent_and_mines_only_new_commits(make_repo, tmp_path):
-    r = make_repo("proj")
-    r.commit("one", {"a.py": "x = 1\n"})
-    r.commit("two", {"a.py": "x = 2\n"})
-    data = tmp_path / "data"
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    first = manifest(data)
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    assert manifest(data) == first  # nothing new: nothing written
-    r.commit("three", {"b.py": "y = 3\n"})
-    r.commit("four", {"a.py": "x = 4\n"})
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert len(entry["shards"]) == 2 and entry["commits"] == 4
-    second = shards.read_table(*_fs(data, entry["shards"][1]), EDITS)
-    assert second.column("message").to_pylist() == ["three\n", "four\n"]
-    assert second.column("commit_index").to_pylist() == [2, 3]
-    fresh = tmp_path / "fresh"
-    crawl(str(r.path), "--out", str(fresh))
-    assert rows(data).sort_by("commit_index").equals(rows(fresh).sort_by("commit_index"))
-
-
-def _fs(data: Path, name: str):
-    fs, root = shards.filesystem(str(data))
-    return fs, f"{root}/edits/{name}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def git_daemon(tmp_path):
-    """`git daemon` serving tmp_path/served on loopback; yields (base folder, port)."""
-    base = tmp_path / "served"
-    base.mkdir()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            f"--base-path={base}",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield base, port
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def test_clones_over_git_protocol_and_fetches_incrementally(make_repo, git_daemon, tmp_path):
-    base, port = git_daemon
-    r = make_repo("work")
-    r.commit("one", {"a.py": "x = 1\n"})
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(r.path), str(base / "proj.git")], check=True
-    )
-    url = f"git://127.0.0.1:{port}/proj.git"
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert (entry["repo"], entry["commits"]) == ("127.0.0.1/proj", 1)
-    r.commit("two", {"a.py": "x = 2\n"})
-    r.git("push", "-q", str(base / "proj.git"), "main")
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert entry["commits"] == 2 and len(entry["shards"]) == 2
-    assert [p.name for p in cache.iterdir()] == [entry["key"] + ".git"]
-
-
 def test_a_fork_sharing_the_root_commit_is_mined_once(sample_repo, tmp_path, capsys):
     fork = tmp_path / "tally-fork.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(sample_repo), str(fork)], check=True)
     data = tmp_path / "data"
     assert crawl(str(sample_repo), f"file://{fork}", "--out", str(data)) == 0
-    entries = sorted(manifest(data)["repos"].values(), key=lambda e: e["kind"])
+    entries = sorted(edits_manifest(data)["repos"].values(), key=lambda e: e["kind"])
     assert [(e["kind"], e["status"]) for e in entries] == [("path", "ok"), ("url", "duplicate")]
     assert entries[1]["duplicate_of"] == entries[0]["key"] and not entries[1]["shards"]
     assert "same root commit" in capsys.readouterr().out
-
-
-def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, tmp_path, capsys):
-    good = make_repo("good")
-    good.commit("one", {"a.py": "x = 1\n"})
-    bad = f"git://127.0.0.1:{_free_port()}/nothing.git"  # nothing listens there
-    data = tmp_path / "data"
-    assert crawl(str(good.path), bad, "--out", str(data)) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"ghframes: error: {bad}: clone failed")
-    repos = manifest(data)["repos"]
-    assert sorted(e["status"] for e in repos.values()) == ["failed", "ok"]
-    state = next((data / "edits").glob("good-*/state.json"))
-    before = state.stat().st_mtime_ns
-    assert crawl(str(good.path), bad, "--out", str(data)) == 1
-    assert state.stat().st_mtime_ns == before  # the good repository was not mined again
-
-
-def test_a_failing_recrawl_keeps_the_rows_an_earlier_run_mined(make_repo, tmp_path, capsys):
-    r = make_repo("work")
-    r.commit("one", {"a.py": "x = 1\n"})
-    r.commit("two", {"a.py": "x = 2\n", "b.py": "y = 1\n"})
-    served = tmp_path / "served"
-    subprocess.run(["git", "clone", "-q", "--bare", str(r.path), str(served)], check=True)
-    url = f"file://{served}"
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
-    (mined,) = manifest(data)["repos"].values()
-    before = rows(data)
-    served.rename(tmp_path / "moved")  # the URL no longer answers: the fetch fails
-    capsys.readouterr()
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 1
-    out, err = capsys.readouterr()
-    assert err.startswith(f"ghframes: error: {url}: fetch failed (")
-    assert "kept from an earlier run" in out and "crawled 0/1 repositories" in out
-    (entry,) = manifest(data)["repos"].values()
-    assert (entry["status"], entry["stale"]) == ("failed", True)
-    assert entry["error"] == err.removeprefix("ghframes: error: ").strip()
-    same = ("shards", "commits", "changes", "bytes", "head", "root", "skipped")
-    assert {k: entry[k] for k in same} == {k: mined[k] for k in same}
-    assert rows(data).equals(before) and before.num_rows == 3
-    assert cli.main(["stats", str(data), "--json"], env={}) == 0
-    stats = json.loads(capsys.readouterr().out)["edits"]
-    assert (stats["commits"], stats["changes"], stats["shards"]) == (2, 3, 1)
-    assert stats["by_status"] == {"failed": 1} and stats["stale"] == {url: 2}
-    # Render replays the kept rows: both commits, all three changes.
-    assert cli.main(["render", str(data), "--no-progress"], env={}) == 0
-    frames = json.loads((data / "frames" / "manifest.json").read_text())
-    (session,) = frames["sessions"].values()
-    assert (session["key"], session["num_commits"], session["num_changes"]) == (
-        entry["key"],
-        2,
-        3,
-    )
-    # Back online with a new commit: mined on from where the kept rows end, no longer stale.
-    (tmp_path / "moved").rename(served)
-    r.commit("three", {"b.py": "y = 2\n"})
-    r.git("push", "-q", str(served), "main")
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert (entry["status"], entry["commits"], "stale" in entry) == ("ok", 3, False)
-    assert entry["shards"][0] == mined["shards"][0] and len(entry["shards"]) == 2
-
-
-def test_a_killed_clones_leftover_is_removed_when_the_mirror_is_cloned(make_repo, tmp_path):
-    from ghframes.crawl.sources import HOST, parse_source
-
-    r = make_repo("work")
-    r.commit("one", {"a.py": "x = 1\n"})
-    url = f"file://{r.path}"
-    cache = tmp_path / "cache"
-    mirror = cache / f"{parse_source(url).key}.git"
-    dead = subprocess.Popen(["true"])
-    dead.wait()  # a finished process: its pid names no live clone
-    leftover = Path(f"{mirror}.partial-{HOST}-{dead.pid}")
-    (leftover / "objects").mkdir(parents=True)
-    (leftover / "objects" / "half.pack").write_bytes(b"PACK")
-    data = tmp_path / "data"
-    assert crawl(url, "--out", str(data), "--cache", str(cache)) == 0
-    assert not leftover.exists()
-    assert [p.name for p in cache.iterdir()] == [mirror.name]
-    (entry,) = manifest(data)["repos"].values()
-    assert (entry["status"], entry["commits"]) == ("ok", 1)
 
 
 @pytest.mark.parametrize(
@@ -315,48 +122,6 @@ def test_out_that_cannot_be_created_is_one_line_even_for_root(make_repo, capsys)
     )
 
 
-def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
-    sources = []
-    for i in range(6):
-        path = tmp_path / f"repo{i}.git"
-        sample.build_synthetic(str(path), num_commits=250, seed=i)
-        sources.append(str(path))
-    data = tmp_path / "data"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ghframes",
-        "crawl",
-        *sources,
-        "--out",
-        str(data),
-        "--num-cpus",
-        "2",
-        "--no-progress",
-    ]
-    env = dict(os.environ, RAY_TMPDIR=short_tmpdir())
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 60
-    while not list((data / "edits").glob("*/state.json")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray workers, mid-run
-    proc.wait()
-    assert not (data / "edits" / "manifest.json").exists()
-    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
-    repos = manifest(data)["repos"]
-    assert len(repos) == 6 and all(e["status"] == "ok" for e in repos.values())
-    for key, entry in repos.items():
-        table = rows(data, key)
-        pairs = list(
-            zip(table.column("commit").to_pylist(), table.column("path").to_pylist(), strict=True)
-        )
-        assert len(pairs) == len(set(pairs)) == entry["changes"]
-        assert max(table.column("commit_index").to_pylist()) == entry["commits"] - 1 == 249
-    assert not [p for p in (data / "edits").rglob(".*tmp-*")]
-
-
 def test_github_sources_and_discovery_through_the_api(make_repo, tmp_path, capsys):
     from fakegithub import paginated, repo_obj, serve
 
@@ -385,7 +150,7 @@ def test_github_sources_and_discovery_through_the_api(make_repo, tmp_path, capsy
         assert all(s.headers.get("authorization") == f"Bearer {token}" for s in fake.seen)
     out, err = capsys.readouterr()
     assert code == 0, err
-    repos = manifest(data)["repos"]
+    repos = edits_manifest(data)["repos"]
     assert sorted(e["repo"] for e in repos.values()) == [
         "github.com/acme/lib",
         "github.com/acme/tool",
@@ -398,23 +163,6 @@ def test_github_sources_and_discovery_through_the_api(make_repo, tmp_path, capsy
     for path in data.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
-
-
-def test_rewritten_history_is_mined_again_from_the_root(make_repo, tmp_path):
-    r = make_repo("proj")
-    r.commit("one", {"a.py": "x = 1\n"})
-    r.commit("two", {"a.py": "x = 2\n"})
-    data = tmp_path / "data"
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    (old,) = manifest(data)["repos"].values()
-    r.git("reset", "-q", "--hard", "HEAD~1")
-    r.commit("two, rewritten", {"a.py": "x = 22\n"})
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    (new,) = manifest(data)["repos"].values()
-    assert new["commits"] == 2 and new["shards"] != old["shards"]
-    assert rows(data).column("after").to_pylist() == ["x = 1\n", "x = 22\n"]
-    on_disk = sorted(p.name for p in (data / "edits" / new["key"]).glob("*.parquet"))
-    assert on_disk == sorted(name.split("/")[1] for name in new["shards"])
 
 
 def test_a_task_that_dies_of_something_unforeseen_fails_only_its_repository(make_repo, tmp_path):
@@ -430,61 +178,11 @@ def test_a_task_that_dies_of_something_unforeseen_fails_only_its_repository(make
     options = CrawlOptions(cache_dir=7)
     data = tmp_path / "data"
     run_crawl([parse_source(str(good.path)), parse_source(url)], str(data), options, progress=False)
-    repos = {e["kind"]: e for e in manifest(data)["repos"].values()}
+    repos = {e["kind"]: e for e in edits_manifest(data)["repos"].values()}
     assert (repos["path"]["status"], repos["path"]["commits"]) == ("ok", 1)
     assert repos["url"]["status"] == "failed"
     assert repos["url"]["error"].startswith(f"{url}: TypeError: ")
     assert "\n" not in repos["url"]["error"]
-
-
-def test_an_old_head_merged_in_from_a_side_branch_is_mined_again(make_repo, tmp_path):
-    r = make_repo("proj")
-    r.commit("A", {"a.py": "a\n"})
-    r.commit("B", {"b.py": "b\n"})
-    data = tmp_path / "data"
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    # The branch moves to a merge whose first parent is a side branch: the old head B is
-    # reachable, but no longer on the first-parent history (A, S, M).
-    r.git("checkout", "-q", "-b", "side", "HEAD~1")
-    r.commit("S", {"s.py": "s\n"})
-    r.git("merge", "-q", "--no-ff", "-m", "M", "main")
-    r.git("checkout", "-q", "main")
-    r.git("reset", "-q", "--hard", "side")
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    fresh = tmp_path / "fresh"
-    assert crawl(str(r.path), "--out", str(fresh)) == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert entry["commits"] == 3
-    assert rows(data).column("message").to_pylist() == ["A\n", "S\n", "M\n"]
-    assert rows(data).equals(rows(fresh))
-
-
-def test_a_new_size_limit_mines_again_from_the_root(make_repo, tmp_path):
-    r = make_repo("proj")
-    r.commit("one", {"small.py": "x\n", "big.py": "y" * 100 + "\n"})
-    data = tmp_path / "data"
-    assert crawl(str(r.path), "--out", str(data)) == 0
-    r.commit("two", {"small.py": "x = 2\n"})
-    assert crawl(str(r.path), "--out", str(data), "--max-file-bytes", "50") == 0
-    fresh = tmp_path / "fresh"
-    assert crawl(str(r.path), "--out", str(fresh), "--max-file-bytes", "50") == 0
-    (entry,) = manifest(data)["repos"].values()
-    assert entry["skipped"] == {"too_large": 1} and entry["changes"] == 2
-    assert rows(data).equals(rows(fresh))
-
-
-def test_a_fork_crawled_in_a_later_run_is_not_mined_again(sample_repo, tmp_path, capsys):
-    fork = tmp_path / "tally-fork.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(sample_repo), str(fork)], check=True)
-    data = tmp_path / "data"
-    assert crawl(str(sample_repo), "--out", str(data)) == 0
-    assert crawl(f"file://{fork}", "--out", str(data)) == 0
-    # In either order, the repository an earlier run mined keeps the root.
-    assert crawl(f"file://{fork}", str(sample_repo), "--out", str(data)) == 0
-    entries = sorted(manifest(data)["repos"].values(), key=lambda e: e["kind"])
-    assert [(e["kind"], e["status"]) for e in entries] == [("path", "ok"), ("url", "duplicate")]
-    assert entries[1]["duplicate_of"] == entries[0]["key"]
-    assert not (data / "edits" / entries[1]["key"]).exists()
 
 
 def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_repo):
@@ -494,12 +192,12 @@ def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_
     data = tmp_path / "data"
     assert crawl(str(a.path), str(b.path), "--out", str(data)) == 0
     assert crawl(str(b.path), "--out", str(data)) == 0
-    repos = manifest(data)["repos"]
+    repos = edits_manifest(data)["repos"]
     assert sorted((e["repo"], e["status"], e["commits"]) for e in repos.values()) == [
         ("app", "ok", 1),
         ("app", "ok", 1),
     ]
-    assert sorted(rows(data).column("message").to_pylist()) == ["in a\n", "in b\n"]
+    assert sorted(edit_rows(data).column("message").to_pylist()) == ["in a\n", "in b\n"]
 
 
 def test_progress_bars_count_repositories_then_commits(make_repo, tmp_path, capsys, monkeypatch):

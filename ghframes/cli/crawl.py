@@ -45,16 +45,17 @@ def _github_sources(
     wanted = [s for s in specs if s.kind == "github"]
     if not (wanted or args.query or args.org or args.user):
         return []
-    from ghframes.crawl import github
+    from ghframes.crawl.discover import discover
+    from ghframes.crawl.github import GitHubClient
 
-    client = github.GitHubClient(
+    client = GitHubClient(
         api_url=args.api_url,
         token=env.get("GITHUB_TOKEN") or None,
         cache_dir=os.path.join(cache, "api"),
         max_wait=args.max_wait,
     )
     infos = [client.repository(*s.spec.split("/")) for s in wanted]
-    found, filtered = github.discover(
+    found, filtered = discover(
         client,
         queries=args.query,
         orgs=args.org,

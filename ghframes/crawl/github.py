@@ -1,11 +1,10 @@
-"""GitHub discovery: list repositories through the REST API for `ghframes crawl`.
+"""GitHub's REST API for discovery: `GitHubClient` and the `RepoInfo` objects it returns.
 
-`GitHubClient` speaks the small part of the API that discovery needs (one repository,
-repository search, an organisation's or a user's repositories). It follows `Link`
-pagination, waits out rate limits within a bound, retries server errors and dropped
-connections with urllib3's `Retry`, and keeps an on-disk ETag cache so that a re-run costs
-no quota for pages that did not change. `discover` combines the listings into one
-deduplicated, filtered list of `RepoInfo`, counting what it left out and why.
+`GitHubClient` speaks the small part of the API that discovery needs (one repository, one
+repository search, an organisation's or a user's repositories). It follows `Link` pagination,
+waits out rate limits within a bound, retries server errors and dropped connections with
+urllib3's `Retry`, and keeps an on-disk ETag cache so that a re-run costs no quota for pages
+that did not change. What to list, and what to leave out, is `ghframes.crawl.discover`'s job.
 
 The token is sent only in the `Authorization` header of requests to the API's own host. It
 never enters a URL, a cache key or file, a log message or an exception.
@@ -19,11 +18,9 @@ import importlib.metadata
 import json
 import logging
 import os
-import re
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -42,8 +39,6 @@ ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100  # the most GitHub serves per page
 SEARCH_CAP = 1000  # GitHub returns at most this many results for one search query
-# No repository on GitHub was created before this; the lower end of a date split.
-GITHUB_EPOCH = date(2007, 10, 1)
 # GitHub's reset time is in whole seconds and its clock is not ours: wait a little past it.
 RESET_SLACK_S = 1.0
 # GitHub asks for at least a minute's pause after a secondary limit that names no wait.
@@ -51,50 +46,7 @@ SECONDARY_LIMIT_WAIT_S = 60.0
 # A server that keeps answering "rate limited" must not hold a crawl forever.
 MAX_RATE_LIMIT_WAITS = 8
 
-_OWNER_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
-_DATE = r"\d{4}-\d{2}-\d{2}"
-_CREATED_RE = re.compile(r"(?:^|(?<=\s))created:(\S*)")
 _SECRET_PARAMS = {"access_token", "client_secret", "token"}
-
-
-# --- repository names -------------------------------------------------------------------------
-
-
-def is_owner_name_like(text: str) -> bool:
-    """Whether `text` is meant as GitHub's `OWNER/NAME` rather than a path or a clone URL.
-
-    It is when it has exactly one `/`, is not a URL (`scheme://`) or an scp-style address
-    (`git@host:owner/name`), and does not start like a path (`/`, `.`, `~`). It may still be
-    malformed: `parse_owner_name` checks GitHub's rules.
-    """
-    if "://" in text or text.count("/") != 1 or text.startswith(("/", ".", "~")):
-        return False
-    return ":" not in text.split("/", 1)[0]
-
-
-def parse_owner_name(text: str) -> tuple[str, str] | None:
-    """Split `OWNER/NAME` into its parts; None when `text` is not meant as one.
-
-    Raises `GhframesError` when `is_owner_name_like(text)` but the parts break GitHub's rules:
-    an owner is 1-39 letters, digits or single hyphens, not starting or ending with a hyphen;
-    a name is 1-100 letters, digits, `.`, `_` or `-`, and not `.` or `..`. Callers check for
-    an existing local path first, since `dir/repo` is both.
-    """
-    if not is_owner_name_like(text):
-        return None
-    owner, name = text.split("/")
-    if not _OWNER_RE.fullmatch(owner):
-        raise GhframesError(
-            f"{text!r}: malformed OWNER/NAME: an owner is 1-39 letters, digits or single "
-            "hyphens, not starting or ending with a hyphen"
-        )
-    if not _NAME_RE.fullmatch(name) or name in (".", ".."):
-        raise GhframesError(
-            f"{text!r}: malformed OWNER/NAME: a name is 1-100 letters, digits, '.', '_' or '-', "
-            "and not '.' or '..'"
-        )
-    return owner, name
 
 
 # --- repository metadata ----------------------------------------------------------------------
@@ -145,6 +97,13 @@ class RepoInfo:
 class _Page(NamedTuple):
     body: Any  # the decoded JSON document
     next_url: str | None  # the `Link: rel="next"` target, if any
+
+
+class SearchResults(NamedTuple):
+    """One search query's answer, as `GitHubClient.search` gives it."""
+
+    total_count: int  # every match, also those past SEARCH_CAP that GitHub does not serve
+    repos: Iterator[RepoInfo]  # the served matches; later pages are asked for as it is read
 
 
 def _user_agent() -> str:
@@ -261,81 +220,25 @@ class GitHubClient:
         for body in self._pages(url, not_found=f"{user}: no such user on {self.host}"):
             yield from map(RepoInfo.from_api, body)
 
-    def search(self, query: str) -> Iterator[RepoInfo]:
-        """Every repository matching search `query`, e.g. `"language:python stars:>500"`.
+    def search(self, query: str) -> SearchResults:
+        """One repository search, e.g. `"language:python stars:>500"`, asked for at once.
 
-        GitHub returns at most 1,000 results per query. When there are more, the query is
-        split into `created:` date ranges, halved until each has at most 1,000 results, and
-        the ranges are listed oldest first; a single day with more still loses the excess,
-        which is logged as a warning.
+        GitHub serves at most `SEARCH_CAP` of the matches; `ghframes.crawl.discover.search`
+        splits a query that has more.
         """
-        first = self._search_page(query)
-        total = first.body["total_count"]
-        if total <= SEARCH_CAP:
-            yield from self._search_results(query, first)
-            return
-        split = _created_range(query, today=self._today())
-        if split is None:
-            log.warning(
-                "search %r: %d results, but only the first %d are reachable and its created: "
-                "qualifier is not a date range that can be split; results are truncated",
-                query,
-                total,
-                SEARCH_CAP,
-            )
-            yield from self._search_results(query, first)
-            return
-        base, lo, hi = split
-        log.info(
-            "search %r: %d results, more than the %d GitHub returns for one query; "
-            "splitting it by creation date between %s and %s",
-            query,
-            total,
-            SEARCH_CAP,
-            lo,
-            hi,
-        )
-        yield from self._search_by_date(base, lo, hi)
+        url = self._url("/search/repositories", {"q": query, "per_page": PER_PAGE})
+        first = self._get(url)
+        return SearchResults(first.body["total_count"], self._search_results(query, first))
 
-    # Search internals.
-
-    def _today(self) -> date:
+    def today(self) -> date:
+        """Today's UTC date by the client's (injectable) clock: where a `created:` split ends."""
         return datetime.fromtimestamp(self._clock(), tz=UTC).date()
-
-    def _search_page(self, query: str) -> _Page:
-        return self._get(self._url("/search/repositories", {"q": query, "per_page": PER_PAGE}))
 
     def _search_results(self, query: str, first: _Page) -> Iterator[RepoInfo]:
         if first.body.get("incomplete_results"):
             log.warning("search %r: GitHub timed out and returned incomplete results", query)
         for body in self._pages_from(first):
             yield from map(RepoInfo.from_api, body["items"])
-
-    def _search_by_date(self, base: str, lo: date, hi: date) -> Iterator[RepoInfo]:
-        """Search `base` in `created:` ranges within [lo, hi], bisecting any that is too big."""
-        ranges = 0
-        stack = [(lo, hi)]  # popped oldest first, so results come in ascending date order
-        while stack:
-            lo, hi = stack.pop()
-            query = f"{base} created:{lo.isoformat()}..{hi.isoformat()}".strip()
-            first = self._search_page(query)
-            total = first.body["total_count"]
-            if total > SEARCH_CAP and lo < hi:
-                mid = lo + (hi - lo) // 2
-                stack += [(mid + timedelta(days=1), hi), (lo, mid)]
-                continue
-            if total > SEARCH_CAP:
-                log.warning(
-                    "search %r: %d repositories created on %s, more than the %d GitHub returns "
-                    "for one query; results for that day are truncated",
-                    base,
-                    total,
-                    lo,
-                    SEARCH_CAP,
-                )
-            ranges += 1
-            yield from self._search_results(query, first)
-        log.info("search %r: listed in %d creation-date ranges", base, ranges)
 
     # HTTP.
 
@@ -514,96 +417,3 @@ def _message(response: requests.Response) -> str:
         if first:
             message = f"{message}: {first}" if message else str(first)
     return message
-
-
-def _created_range(query: str, today: date) -> tuple[str, date, date] | None:
-    """Split `query` into (query without `created:`, first day, last day) for a date split.
-
-    Without a `created:` qualifier the range is GitHub's whole life, up to tomorrow (UTC dates
-    are a day ahead of some users'). Qualifiers of whole dates are understood: `D`, `D..D`,
-    `D..*`, `*..D`, `>D`, `>=D`, `<D`, `<=D`. Anything else (times, two qualifiers) gives None.
-    """
-    found = _CREATED_RE.findall(query)
-    lo, hi = GITHUB_EPOCH, today + timedelta(days=1)
-    if len(found) > 1:
-        return None
-    if found:
-        value = found[0]
-        one_day = timedelta(days=1)
-        if m := re.fullmatch(rf"({_DATE}|\*)\.\.({_DATE}|\*)", value):
-            lo = lo if m[1] == "*" else date.fromisoformat(m[1])
-            hi = hi if m[2] == "*" else date.fromisoformat(m[2])
-        elif m := re.fullmatch(rf"(>=|>|<=|<)?({_DATE})", value):
-            day = date.fromisoformat(m[2])
-            if m[1] in (None, ">=", ">"):
-                lo = day + one_day if m[1] == ">" else day
-            if m[1] in (None, "<=", "<"):
-                hi = day - one_day if m[1] == "<" else day
-        else:
-            return None
-    base = " ".join(_CREATED_RE.sub("", query).split())
-    return base, lo, hi
-
-
-# --- discovery --------------------------------------------------------------------------------
-
-
-def discover(
-    client: GitHubClient,
-    queries: Sequence[str] = (),
-    orgs: Sequence[str] = (),
-    users: Sequence[str] = (),
-    licenses: Iterable[str] = (),
-    include_forks: bool = False,
-    include_archived: bool = False,
-    limit: int | None = None,
-) -> tuple[list[RepoInfo], Counter[str]]:
-    """Repositories found by `queries`, then `orgs`, then `users`, filtered and deduplicated.
-
-    Returns them in order of discovery (first listing wins, names compared case-insensitively)
-    and a count of listings left out by reason: `"duplicate"`, `"fork"`, `"archived"`,
-    `"license"` (not in the SPDX allow-list `licenses`, compared case-insensitively; with an
-    allow-list, a repository without a license is left out too). Each listing counts once,
-    under the first reason that applies, in that order. Listing stops once `limit`
-    repositories are kept.
-    """
-    if limit is not None and limit < 0:
-        raise GhframesError(f"--limit {limit}: must be 0 or more")
-    kept: list[RepoInfo] = []
-    skipped: Counter[str] = Counter()
-    if limit == 0:
-        return kept, skipped
-    allowed = {spdx.lower() for spdx in licenses}
-    seen: set[str] = set()
-    # Generators: nothing is requested until the loop below reaches a listing.
-    listings: list[Iterable[RepoInfo]] = [
-        *map(client.search, queries),
-        *map(client.org_repos, orgs),
-        *map(client.user_repos, users),
-    ]
-    for listing in listings:
-        for repo in listing:
-            reason = _skip_reason(repo, seen, allowed, include_forks, include_archived)
-            seen.add(repo.full_name.lower())
-            if reason:
-                skipped[reason] += 1
-                continue
-            kept.append(repo)
-            # Stop here rather than at the next listing: that could cost another page.
-            if len(kept) == limit:
-                return kept, skipped
-    return kept, skipped
-
-
-def _skip_reason(
-    repo: RepoInfo, seen: set[str], allowed: set[str], include_forks: bool, include_archived: bool
-) -> str | None:
-    if repo.full_name.lower() in seen:
-        return "duplicate"
-    if repo.fork and not include_forks:
-        return "fork"
-    if repo.archived and not include_archived:
-        return "archived"
-    if allowed and (repo.license or "").lower() not in allowed:
-        return "license"
-    return None

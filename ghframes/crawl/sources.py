@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
-from ghframes.crawl.github import parse_owner_name
+from ghframes.crawl.discover import parse_owner_name
 from ghframes.errors import GhframesError
 from ghframes.store.shards import safe_name
 

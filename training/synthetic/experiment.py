@@ -6,8 +6,8 @@ to the budget, train it with one shared recipe on sequences of depth 1..train_ma
 fresh sequences of each evaluation depth, including depths longer than any seen in training.
 All sequences of a task have the same length, so depth is the only thing that varies.
 
-Outputs in the run folder: results.json (everything), table.md (accuracy by model x depth),
-accuracy_vs_depth.png (one line per model, one panel per task).
+Outputs in the run folder: results.json (everything), and from it (report.py) table.md (accuracy
+by model x depth) and accuracy_vs_depth.png (one line per model, one panel per task).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import make_backbone
+from .report import markdown_table, plot
 from .tasks import IGNORE, TASKS, make_task
 
 DEFAULT_MODELS = (
@@ -390,107 +391,6 @@ def write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     tmp.replace(path)  # atomic: a reader never sees half a file
-
-
-def model_label(run: dict, budgets: int = 1) -> str:
-    """``transformer x4``; with more than one budget in the sweep, ``transformer x4 @20k``."""
-    label = f"{run['backbone']} x{run['n_layers']}"
-    if budgets > 1:
-        label += f" @{run['param_budget'] / 1000:g}k"
-    return label
-
-
-def budget_count(results: dict) -> int:
-    return len(results["config"].get("param_budgets", ())) or 1
-
-
-def markdown_table(results: dict) -> str:
-    """Accuracy (%) by model and depth, one table per task; depths beyond training are starred."""
-    cfg = results["config"]
-    lines = []
-    for task_name, info in results["tasks"].items():
-        runs = [r for r in results["runs"] if r["task"] == task_name]
-        if not runs:
-            continue
-        depths = list(runs[0]["accuracy"])
-        header = [f"{d}*" if int(d) > cfg["train_max_depth"] else d for d in depths]
-        lines += [
-            f"**{task_name}** (sequence length {info['seq_len']}, {cfg['steps'][task_name]} steps of "
-            f"{cfg['batch_size']}, chance {100 * info['chance']:.0f}%)",
-            "",
-            "| model | d_model | params | " + " | ".join(header) + " |",
-            "|---|---:|---:|" + "---:|" * len(depths),
-        ]
-        for r in runs:
-            cells = " | ".join(f"{100 * r['accuracy'][d]:.0f}" for d in depths)
-            label = model_label(r, budget_count(results))
-            lines.append(f"| {label} | {r['d_model']} | {r['params']:,} | {cells} |")
-        lines.append("")
-    lines.append(
-        f"Final-answer accuracy (%) by serial depth, {cfg['eval_samples']} sequences per cell. "
-        f"Trained on depths 1..{cfg['train_max_depth']}; starred depths are longer than any seen in training."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict, path: Path) -> None:
-    """Accuracy against depth, one panel per task, one line per model (PNG). With several
-    parameter budgets, line styles tell the budgets apart (solid: the largest)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = [t for t in results["tasks"] if any(r["task"] == t for r in results["runs"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
-    families = {
-        "transformer": plt.cm.Blues,
-        "mamba": plt.cm.Greens,
-        "lstm": plt.cm.Reds,
-        "residual_lstm": plt.cm.Purples,
-    }
-    budgets = sorted({r.get("param_budget") for r in results["runs"]}, key=lambda b: b or 0)
-    styles = ["-", "--", ":", "-."]
-    for ax, task_name in zip(axes[0], tasks, strict=True):
-        runs = [r for r in results["runs"] if r["task"] == task_name]
-        for r in runs:
-            style = styles[(len(budgets) - 1 - budgets.index(r.get("param_budget"))) % len(styles)]
-            sizes = sorted({x["n_layers"] for x in runs if x["backbone"] == r["backbone"]})
-            shade = 0.45 + 0.55 * (sizes.index(r["n_layers"]) + 1) / len(sizes)  # deeper = darker
-            color = families.get(r["backbone"], plt.cm.Greys)(shade)
-            depths = [int(d) for d in r["accuracy"]]
-            accuracy = [100 * a for a in r["accuracy"].values()]
-            ax.plot(
-                depths,
-                accuracy,
-                style,
-                marker="o",
-                ms=3,
-                color=color,
-                label=model_label(r, len(budgets)),
-            )
-        ax.axhline(
-            100 * results["tasks"][task_name]["chance"], color="grey", ls=":", label="chance"
-        )
-        ax.axvline(
-            results["config"]["train_max_depth"],
-            color="grey",
-            ls="--",
-            lw=0.8,
-            label="deepest trained",
-        )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(depths, [str(d) for d in depths])
-        ax.minorticks_off()
-        ax.set_xlabel("serial depth")
-        ax.set_ylabel("final-answer accuracy (%)")
-        ax.set_ylim(0, 102)
-        ax.set_title(task_name)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower left", ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def config_with(preset: str, **overrides) -> SweepConfig:
