@@ -24,13 +24,8 @@ import pyarrow.fs as pafs
 import ray
 
 from ghframes.errors import GhframesError
-from ghframes.render.session import (
-    RENDERER_VERSION,
-    RenderOptions,
-    plan_commit,
-    render_session,
-    split_sessions,
-)
+from ghframes.render.commits import group_into_sessions, plan_commit
+from ghframes.render.session import RENDERER_VERSION, RenderOptions, render_session
 from ghframes.store import schema, shards
 from ghframes.store.edits import EDITS_DIR, commits_of, read_edits
 from ghframes.store.frames import FRAMES_DIR, read_session_metadata, write_session
@@ -59,7 +54,7 @@ def plan_repo(data: str, key: str, entry: dict, options: RenderOptions) -> dict:
     commits = commits_of(table)
     counts = [plan_commit(rows, options).num_actions for rows in commits]
     sessions = []
-    for start, end in split_sessions(counts, options.max_frames_per_session):
+    for start, end in group_into_sessions(counts, options.max_frames_per_session):
         first, last = commits[start][0]["commit_index"], commits[end - 1][0]["commit_index"]
         session_id, shard = session_names(key, digest, options, first, last)
         sessions.append(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ghframes.render.editor import Editor, EditorError, line_cells
-from ghframes.render.replay import plan_edit
+from ghframes.render import editor as editor_module
+from ghframes.render.cells import is_typable, line_cells
+from ghframes.render.editor import Editor, EditorError
+from ghframes.render.replay import keys_for_char, plan_edit
 from ghframes.render.terminal import COLS, Terminal, text_of
+from ghframes.store import actions
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 
@@ -167,3 +171,35 @@ def test_small_edits_of_a_file(before, data):
 def test_frames_text_round_trip():
     terminal, _, _ = play("", "中a")
     assert text_of(terminal.capture())[0].startswith("中a")
+
+
+def test_every_key_the_editor_handles_is_in_the_vocabulary():
+    """The editor's keys and the control keys <C-v> takes are exactly the vocabulary's named
+    tokens; <C-c> and <Esc> (prompt), <C-d> (shell) mean something outside <C-v> too."""
+    handled = set(editor_module._KEYS) | set(actions.CONTROL)
+    assert len(actions.TOKENS) == len(set(actions.TOKENS))
+    assert handled == set(actions.TOKENS)
+    assert set(actions.vocabulary()["keys"]) - set(editor_module._KEYS) == {
+        "<C-c>",
+        "<C-d>",
+        "<Esc>",
+    }
+    assert editor_module.QUOTE_OF["\x1b"] == "<Esc>" and len(editor_module.QUOTE_OF) == 33
+
+
+def test_keys_typed_for_any_character_are_actions():
+    """Every key the planner types a character with is printable (by the vocabulary's rule), a
+    named token, or a code point by number matching the vocabulary's pattern."""
+    from pyte.screens import wcwidth
+
+    widths = actions.vocabulary()["printable"]["wcwidth"]
+    by_number = re.compile(actions.BY_NUMBER_PATTERN)
+    chars = [chr(c) for c in [*range(0x300), 0x85, 0x200B, 0x2028, 0x4E2D, 0xFF46, 0x1F600]]
+    chars += [chr(0xE0001), chr(0x10FFFF)]
+    for char in chars:
+        if char == "\n":
+            continue
+        assert is_typable(char) == (char != "\t" and wcwidth(char) in widths), hex(ord(char))
+        for key in keys_for_char(char):
+            printable = len(key) == 1 and is_typable(key)
+            assert printable or key in actions.TOKENS or by_number.match(key), key

@@ -2,7 +2,8 @@
 
 `CHAR_VOCAB` ids; `char_ids(codepoints)` maps any array of code points (vectorised: a 64 Ki
 entry uint8 table for the Basic Multilingual Plane, the hash itself above it);
-`ACTION_NAMES` (id -> action string) and `action_ids(strings)` (pyarrow, vectorised).
+`ACTION_NAMES` (id -> action string; the vocabulary is schemas/actions.json's, read by
+ghframes.store.actions) and `action_ids(strings)` (pyarrow, vectorised).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ghframes.store.actions import BY_NUMBER_PATTERN, TOKENS
 
 
 @functools.cache
@@ -59,19 +62,10 @@ def char_ids(cp: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _action_names() -> list[str]:
-    vocab = json.loads(
-        importlib.resources.files("ghframes.schemas").joinpath("actions.json").read_text()
-    )
-    spec_a = spec()["action_ids"]
-    names = [chr(c) for c in range(0x20, 0x7F)]
-    for key in vocab["tokens"]:
-        for word in key.split():
-            if word == "...":  # "<C-a> ... <C-z>": the letters between
-                names.extend(f"<C-{chr(c)}>" for c in range(ord("b"), ord("z")))
-            elif word != spec_a["by_number"]:
-                names.append(word)
-    names += [spec_a["by_number"], spec_a["other_printable"]]
-    return list(dict.fromkeys(names))
+    """Action id -> action string, in the order schemas/chars.json defines."""
+    ids = spec()["action_ids"]
+    printable_ascii = [chr(c) for c in range(0x20, 0x7F)]
+    return [*printable_ascii, *TOKENS, ids["by_number"], ids["other_printable"]]
 
 
 ACTION_NAMES: list[str] = _action_names()
@@ -84,7 +78,7 @@ def action_ids(strings: pa.Array) -> tuple[np.ndarray, int]:
     """(int64 ids of the action strings, index of the first string that is no action or -1)."""
     ids = pc.index_in(strings, value_set=_VOCAB)
     if ids.null_count:
-        by_number = pc.match_substring_regex(strings, r"^<U\+[0-9A-F]{4,6}>$")
+        by_number = pc.match_substring_regex(strings, BY_NUMBER_PATTERN)
         one_char = pc.equal(pc.utf8_length(strings), 1)
         other = pc.if_else(
             by_number, BY_NUMBER, pc.if_else(one_char, OTHER, pa.scalar(None, ids.type))

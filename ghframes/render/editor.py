@@ -5,7 +5,7 @@ also appends, for every action, the bytes a real terminal editor would write, re
 the cells that changed. The screen is 48 rows: 46 text rows, a status row (path, modified flag,
 `Ln r/n, Col c`) and a message row (prompts and notices).
 
-Display rules (documented in README.md, "The editor"):
+Display rules (documented in README.md, "The editor"; drawn by cells.py):
 - lines longer than the screen scroll horizontally, one line at a time, like nano: the
   cursor's line shifts in steps of `HSCROLL_STEP` cells with `<` in its first cell; any line
   that continues past the right edge shows `>` in the last cell;
@@ -20,125 +20,31 @@ Display rules (documented in README.md, "The editor"):
 
 from __future__ import annotations
 
-import functools
-
-from pyte.screens import wcwidth
-
+from ghframes.render.cells import (
+    TAB_WIDTH,
+    cells_width,
+    display_width,
+    glyph,
+    hscroll_offset,
+    is_typable,
+    line_cells,
+)
 from ghframes.render.terminal import COLS, ROWS
+from ghframes.store.actions import CONTROL
 
 TEXT_ROWS = ROWS - 2  # rows 0..45 show text
 STATUS_ROW = ROWS - 2
 MESSAGE_ROW = ROWS - 1
-TAB_WIDTH = 8
-HSCROLL_STEP = COLS - 8  # cells a long line shifts by when the cursor crosses an edge
 RULER_WIDTH = 32  # right-aligned `Ln r/n, Col c` at the end of the status row
-PAGE = TEXT_ROWS - 2  # lines PgUp/PgDn move; two lines of context stay on screen
+PAGE_LINES = TEXT_ROWS - 2  # lines PgUp/PgDn move; two lines of context stay on screen
 
-# Keys the editor understands (the action vocabulary; schemas/actions.json documents it).
-QUOTED = {f"<C-{chr(c + 96)}>": chr(c) for c in range(1, 27)}  # <C-a> .. <C-z>
-QUOTED.update(
-    {
-        "<C-@>": "\0",
-        "<Esc>": "\x1b",
-        "<C-\\>": "\x1c",
-        "<C-]>": "\x1d",
-        "<C-^>": "\x1e",
-        "<C-_>": "\x1f",
-        "<C-?>": "\x7f",
-    }
-)
-QUOTE_OF = {char: key for key, char in QUOTED.items()}
+# After <C-v>, a key of `CONTROL` (schemas/actions.json) inserts its control character; the
+# other keys the editor handles are `_KEYS`, at the end of this module.
+QUOTE_OF = {char: key for key, char in CONTROL.items()}  # control character -> its key
 
 
 class EditorError(ValueError):
     """An action the editor cannot take in its current state."""
-
-
-@functools.lru_cache(maxsize=65536)
-def glyph(char: str) -> tuple[str, int]:
-    """The cells `char` (not a tab) is drawn as, and their number."""
-    code = ord(char)
-    if code < 0x20:
-        return "^" + chr(code + 64), 2
-    if code == 0x7F:
-        return "^?", 2
-    width = wcwidth(char)
-    if width == 1 or width == 2:
-        return char, width
-    notation = f"<{code:02x}>"
-    return notation, len(notation)
-
-
-def is_typable(char: str) -> bool:
-    """Whether `char` is typed as itself (an action equal to the character)."""
-    return char != "\t" and glyph(char)[0] == char
-
-
-def cells_width(cells: str) -> int:
-    """Terminal cells taken by a string of drawn glyphs (every character is 1 or 2 wide)."""
-    if cells.isascii():
-        return len(cells)
-    return sum(wcwidth(c) for c in cells)
-
-
-def display_width(line: str, end: int | None = None) -> int:
-    """Display column after `line[:end]` (tabs expanded, notation counted)."""
-    text = line if end is None else line[:end]
-    if text.isascii() and text.isprintable():
-        return len(text)
-    column = 0
-    for char in text:
-        if char == "\t":
-            column += TAB_WIDTH - column % TAB_WIDTH
-        else:
-            column += glyph(char)[1]
-    return column
-
-
-def hscroll_offset(cursor_column: int, line_width: int) -> int:
-    """Display column shown first on the cursor's line (0: not scrolled)."""
-    if cursor_column <= COLS - 2 or (line_width <= COLS and cursor_column <= COLS - 1):
-        return 0
-    return ((cursor_column - (COLS - 2)) // HSCROLL_STEP + 1) * HSCROLL_STEP
-
-
-@functools.lru_cache(maxsize=4096)
-def line_cells(line: str, offset: int = 0) -> str:
-    """The cells of a screen row showing `line` scrolled to display column `offset`."""
-    if offset == 0 and len(line) <= COLS and line.isascii() and line.isprintable():
-        return line
-    parts = []
-    column = 0
-    for char in line:
-        if char == "\t":
-            width = TAB_WIDTH - column % TAB_WIDTH
-            parts.append((column, " " * width, width))
-        else:
-            cells, width = glyph(char)
-            parts.append((column, cells, width))
-        column += width
-    if offset == 0 and column <= COLS:
-        return "".join(p[1] for p in parts)
-    first = 1 if offset else 0  # cell 0 holds `<` when scrolled
-    room = COLS - first
-    more = column - offset > room
-    lo, hi = offset, offset + (room - 1 if more else room)
-    out = ["<"] if offset else []
-    for start, cells, width in parts:
-        end = start + width
-        if end <= lo:
-            continue
-        if start >= hi:
-            break
-        if lo <= start and end <= hi:
-            out.append(cells)
-        elif len(cells) == width:  # spaces or notation: cut at cell granularity
-            out.append(cells[max(lo - start, 0) : hi - start])
-        else:  # a wide character cut by the edge
-            out.append(" ")
-    if more:
-        out.append(">")
-    return "".join(out)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -194,7 +100,7 @@ class Editor:
         if self.prompt is not None:
             damage = self._prompt_key(action)
         elif self.quoting:
-            char = QUOTED.get(action)
+            char = CONTROL.get(action)
             if char is None or char in "\n":
                 raise EditorError(f"{action!r} cannot follow <C-v>")
             self.quoting = False
@@ -224,9 +130,21 @@ class Editor:
             raise EditorError(f"{action!r} has its own key")
         return char
 
-    # Each key returns the damage to redraw: None (cursor/status only), "line" (the cursor's
-    # line changed in place), ("insert", i) a line was inserted at buffer line i, ("delete", i)
-    # buffer line i was removed, "all" (redraw every row), "message".
+    # Each key returns the damage `_draw` repairs. Whatever it is, the status row and the cursor
+    # are brought up to date, a notice on the message row is cleared, and it becomes "all" when
+    # the cursor leaves the view:
+    #   None                    nothing else (a move within the view);
+    #   ("type", before, col)   one character inserted at `col` of the cursor's line, which read
+    #                           `before` (drawn in place when typed at the end of a short line,
+    #                           otherwise as "line");
+    #   "line"                  the cursor's line changed in place;
+    #   ("insert", n)           buffer line n is new (split off line n - 1, which changed too);
+    #   ("delete", n)           buffer line n is gone (lines below move up; line n - 1 may have
+    #                           taken its text);
+    #   "all"                   every text row (the view scrolled a page);
+    #   "message"               the go-to-line prompt or the verbatim notice opened, changed
+    #                           or closed (the message row shows the editor's state);
+    #   "saved"                 the file was written: the message row says so.
 
     def _insert(self, char: str):
         line = self.lines[self.row]
@@ -318,10 +236,10 @@ class Editor:
         return self._vertical(self.row + 1)
 
     def _page_up(self):
-        return self._vertical(self.row - PAGE, self.top - PAGE)
+        return self._vertical(self.row - PAGE_LINES, self.top - PAGE_LINES)
 
     def _page_down(self):
-        return self._vertical(self.row + PAGE, self.top + PAGE)
+        return self._vertical(self.row + PAGE_LINES, self.top + PAGE_LINES)
 
     def _home(self):
         self.col = self.goal = 0
@@ -368,8 +286,8 @@ class Editor:
         """Draw the editor over the shell: alternate screen, scrolling region, every row."""
         self.out.append(f"\x1b[?1049h\x1b[1;{TEXT_ROWS}r")
         self._tcur = (0, 0)  # DECSTBM homes the cursor
-        self._left = " " * (COLS - RULER_WIDTH)  # the alternate screen starts blank
-        self._ruler = " " * RULER_WIDTH
+        self._status_left = " " * (COLS - RULER_WIDTH)  # the alternate screen starts blank
+        self._status_ruler = " " * RULER_WIDTH
         self._scrolled_row: int | None = None  # buffer line drawn with a horizontal offset
         self._draw("all")
         self._show_message(f"[ Read {len(self.lines)} lines ]")
@@ -522,12 +440,12 @@ class Editor:
 
     def _status_and_cursor(self) -> None:
         left, ruler = self._status_parts()
-        if left != self._left:
-            self._sync(STATUS_ROW, left, self._left)
-            self._left = left
-        if ruler != self._ruler:
-            self._sync(STATUS_ROW, ruler, self._ruler, COLS - RULER_WIDTH)
-            self._ruler = ruler
+        if left != self._status_left:
+            self._sync(STATUS_ROW, left, self._status_left)
+            self._status_left = left
+        if ruler != self._status_ruler:
+            self._sync(STATUS_ROW, ruler, self._status_ruler, COLS - RULER_WIDTH)
+            self._status_ruler = ruler
         if self.prompt is not None:
             cursor = (MESSAGE_ROW, len("Go to line: ") + len(self.prompt))
         else:

@@ -13,7 +13,8 @@ import functools
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from ghframes.render.editor import QUOTE_OF, Editor, is_typable
+from ghframes.render.cells import is_typable
+from ghframes.render.editor import QUOTE_OF, Editor
 
 NEAR_LINES = 12  # farther than this, go to the line with <C-g>
 NEAR_COLUMNS = 16  # farther than this, start from <Home> or <End> when that is shorter
