@@ -15,11 +15,12 @@ import torch
 
 import ghframes.training.train as train_module
 from ghframes.errors import GhframesError
+from ghframes.training.checkpoint import read_checkpoint
 from ghframes.training.config import TrainConfig, build_parser, resolve
 from ghframes.training.fake_batches import FakeBatches
 from ghframes.training.model import PRESETS, ActionModel
 from ghframes.training.streaming import streaming_bptt
-from ghframes.training.train import main, read_checkpoint, train
+from ghframes.training.train import main, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = PRESETS["tiny"]
@@ -100,7 +101,8 @@ DDP_SCRIPT = textwrap.dedent(
     from ghframes.training.fake_batches import FakeBatches
     from ghframes.training.model import PRESETS
     from ghframes.training.streaming import streaming_bptt
-    from ghframes.training.train import average_gradients, train
+    from ghframes.training.distributed import average_gradients
+    from ghframes.training.train import train
     out, rank = sys.argv[1], int(os.environ["RANK"])
     cfg = TrainConfig(out=out, batch_size=2, seq_len=8, chunk_len=4, steps=2, warmup_steps=1, log_every=1,
                       eval_every=0, eval_batches=1, threads=1, progress=False, plot=False)
@@ -299,11 +301,12 @@ def test_action_vocabulary_mismatch_with_checkpoint(tmp_path, capsys, monkeypatc
     capsys.readouterr()
     (tmp_path / "metrics.jsonl").unlink()
     names = list(FakeBatches.action_names)
-    names[95] = "<Return>"  # the data now names action 95 differently
+    at, n = names.index("<Enter>"), len(names)
+    names[at] = "<Return>"  # the data now names that action differently
     monkeypatch.setattr(FakeBatches, "action_names", names)
     assert refuse(tmp_path, capsys, "--resume", "auto") == (
-        f"train: error: {tmp_path / 'checkpoint.pt'}: the action vocabulary of fake (105 actions) does not "
-        "match the checkpoint's (105 actions): first difference at id 95: '<Return>' in the data, "
+        f"train: error: {tmp_path / 'checkpoint.pt'}: the action vocabulary of fake ({n} actions) does not "
+        f"match the checkpoint's ({n} actions): first difference at id {at}: '<Return>' in the data, "
         "'<Enter>' in the checkpoint"
     )
 
@@ -321,16 +324,37 @@ def test_missing_checkpoint_and_bad_ids(tmp_path, capsys, monkeypatch):
 
 
 def test_module_entry_points(tmp_path):
-    """`python -m training.train` from the repository root, and the installed module elsewhere."""
-    done = subprocess.run(
-        [sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True, text=True
-    )
-    assert (
-        done.returncode == 0 and "--chunk-len" in done.stdout and "--model-d-model" in done.stdout
-    )
-    done = subprocess.run([sys.executable, "-c", "import ghframes.training.train as t; print(t.main.__name__)"],
-                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0 and done.stdout.strip() == "main", done.stderr
+    """`python -m ghframes.training.train` from the repository root and from elsewhere."""
+    for cwd in (REPO, tmp_path):
+        done = subprocess.run(
+            [sys.executable, "-m", "ghframes.training.train", "--help"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "--chunk-len" in done.stdout and "--model-d-model" in done.stdout
+
+
+def test_every_flag_has_help_and_the_help_an_example(capsys):
+    """Each flag says its meaning, valid values and default; --help ends with examples."""
+    parser = build_parser()
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 20, action.option_strings
+        assert "default" in action.help, action.option_strings
+    for field in dataclasses.fields(TrainConfig):
+        assert field.metadata["help"], field.name
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "\nexamples:\n  python -m ghframes.training.train --data DATA --out runs/x" in text
+    flat = " ".join(text.split())
+    assert "--seq-len SEQ_LEN timesteps per training sequence; an integer >= 1; default 64" in flat
+    assert "--lr-adamw LR_ADAMW peak learning rate of AdamW" in flat
+    assert "default 0.003 (preset paper: 0.0003)" in flat  # the default preset, tiny, sets it
 
 
 def test_resolve_rejects_unknown_model_setting(tmp_path):
@@ -363,9 +387,10 @@ class ListSource:
 def test_evaluation_skips_empty_lanes_without_changing_the_result():
     """Lanes with no valid step are not computed; the loss over the valid steps, with each
     lane's state carried from batch to batch, is what the full model computes."""
+    from ghframes.training.distributed import Processes
+    from ghframes.training.evaluate import evaluate
     from ghframes.training.fake_batches import random_batch
     from ghframes.training.metrics import Accumulator
-    from ghframes.training.train import Processes, evaluate
 
     torch.manual_seed(0)
     model = ActionModel(

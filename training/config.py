@@ -35,71 +35,126 @@ PRESET_TRAINING: dict[str, dict] = {
     "paper": {"batch_size": 512, "device": "cuda", "chunk_len": 4},
 }
 
+DEFAULT_PRESET = "tiny"
 FROM_DATA = ("char_vocab", "action_vocab")  # model settings the trainer takes from the loader
 BPTT_MODES = ("streaming", "plain")
 AMP_MODES = ("auto", "bf16", "off")
+
+# What TrainConfig requires of its fields; --help shows the same (train_help).
+POSITIVE = ("seq_len", "batch_size", "chunk_len", "steps", "log_every", "eval_batches")
+NON_NEGATIVE = ("stop_at", "warmup_steps", "eval_every", "checkpoint_every", "threads", "grad_clip")
+CHOICES = {
+    "mode": LOADER_MODES,
+    "split_by": SPLIT_BY,
+    "bptt": BPTT_MODES,
+    "amp": AMP_MODES,
+    "schedule": SCHEDULES,
+}
+
+
+def _setting(default, help: str, valid: str = ""):
+    """A TrainConfig field with its --help text: the meaning, and the valid values where neither
+    its type nor POSITIVE, NON_NEGATIVE or CHOICES says them."""
+    return dataclasses.field(default=default, metadata={"help": help, "valid": valid})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. `data="fake"` trains on the built-in synthetic sessions (tests, dev)."""
 
-    data: str = "fake"  # DATA (path or URI with rendered frames), or "fake"
-    out: str = "runs/train"  # checkpoint, metrics.jsonl, loss.png go here
-    mode: str = "stream"  # loader mode: stream (state carried across batches) | window
-    split_by: str = "session"  # held out: sessions | whole repositories (repo); train and eval
-    seq_len: int = 64  # timesteps per training sequence
-    batch_size: int = 8  # sequences per step per process
-    bptt: str = "streaming"  # streaming (flat memory) | plain (whole graph, reference)
-    chunk_len: int = 16  # streaming BPTT chunk, timesteps
-    steps: int = 300  # total optimizer steps (the schedule spans these)
-    stop_at: int = 0  # stop after this step with a checkpoint, as if interrupted (0: run to steps)
-    warmup_steps: int = 20
-    schedule: str = "cosine"  # cosine | constant, after warmup
-    min_lr_ratio: float = 0.1  # cosine ends at this fraction of the peak learning rate
-    lr_muon: float = 3e-3
-    lr_adamw: float = 3e-4
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.01
-    muon_weight_decay: float = 0.01
-    grad_clip: float = 1.0  # max global gradient norm (0: no clipping)
-    device: str = "cpu"  # cpu | cuda (cuda:LOCAL_RANK under torchrun)
-    amp: str = "auto"  # auto (bf16 on cuda, off on cpu) | bf16 | off
-    threads: int = 0  # torch CPU threads per process (0: torch's default)
-    seed: int = 0
-    log_every: int = 10  # steps per metrics record
-    eval_every: int = 100  # steps between held-out evaluations (0: only at the end)
-    eval_batches: int = 4
-    checkpoint_every: int = 100  # steps between checkpoints (the last step always writes one)
-    resume: str = ""  # checkpoint to continue from; "auto": OUT/checkpoint.pt if present
-    progress: bool = True  # progress bar on stderr (rank 0)
-    tensorboard: bool = False  # also write TensorBoard events to OUT/tb (needs `tensorboard`)
-    plot: bool = True  # draw OUT/loss.png from the metrics
+    data: str = _setting(
+        "fake",
+        "the rendered frames to train on, or fake: the built-in synthetic sessions",
+        "a DATA path, a pyarrow.fs URI (s3://...), or fake",
+    )
+    out: str = _setting(
+        "runs/train",
+        "directory for checkpoint.pt, metrics.jsonl, loss.png and tb/ (created if missing)",
+        "a directory path",
+    )
+    mode: str = _setting(
+        "stream",
+        "loader mode: stream carries each lane's LSTM state from batch to batch, window starts "
+        "every sequence from the initial state",
+    )
+    split_by: str = _setting(
+        "session",
+        "what the held-out split holds out whole: sessions, or repositories (repo)",
+    )
+    seq_len: int = _setting(64, "timesteps per training sequence")
+    batch_size: int = _setting(8, "sequences per step, per process")
+    bptt: str = _setting(
+        "streaming",
+        "backpropagation through time: streaming (autograd memory flat in --seq-len) or plain "
+        "(the whole graph at once; the reference)",
+    )
+    chunk_len: int = _setting(16, "timesteps per streaming BPTT chunk")
+    steps: int = _setting(300, "total optimizer steps (the learning-rate schedule spans these)")
+    stop_at: int = _setting(
+        0, "stop after this step with a checkpoint, as if interrupted (0: run to --steps)"
+    )
+    warmup_steps: int = _setting(20, "steps of linear learning-rate warmup")
+    schedule: str = _setting(
+        "cosine", "learning rate after warmup: cosine decay to --min-lr-ratio, or constant"
+    )
+    min_lr_ratio: float = _setting(
+        0.1, "fraction of the peak learning rate the cosine schedule ends at", "a number in [0, 1]"
+    )
+    lr_muon: float = _setting(
+        3e-3, "peak learning rate of Muon (the hidden weight matrices)", "a number > 0"
+    )
+    lr_adamw: float = _setting(
+        3e-4,
+        "peak learning rate of AdamW (embeddings, positions, action head, norms, biases, "
+        "initial state)",
+        "a number > 0",
+    )
+    beta1: float = _setting(0.9, "AdamW's decay of its first moment (beta1)")
+    beta2: float = _setting(0.95, "AdamW's decay of its second moment (beta2)")
+    weight_decay: float = _setting(
+        0.01, "AdamW's weight decay (embeddings and the action head's weight)"
+    )
+    muon_weight_decay: float = _setting(0.01, "Muon's weight decay")
+    grad_clip: float = _setting(
+        1.0, "largest global gradient norm; larger gradients are scaled down (0: no clipping)"
+    )
+    device: str = _setting(
+        "cpu",
+        "where to train; under torchrun each process takes cuda:LOCAL_RANK",
+        "cpu, cuda or cuda:N",
+    )
+    amp: str = _setting("auto", "mixed precision: auto (bf16 on cuda, off on cpu), bf16 or off")
+    threads: int = _setting(0, "torch CPU threads per process (0: torch's default)")
+    seed: int = _setting(0, "seed of the initial weights and of the data order")
+    log_every: int = _setting(10, "steps per training metrics record")
+    eval_every: int = _setting(
+        100,
+        "steps between held-out evaluations, the first before any step "
+        "(0: only after the last step)",
+    )
+    eval_batches: int = _setting(4, "held-out batches per evaluation (the same ones every time)")
+    checkpoint_every: int = _setting(
+        100, "steps between checkpoints (0: none but the last; the last step always writes one)"
+    )
+    resume: str = _setting(
+        "",
+        "checkpoint to continue from",
+        "a checkpoint path, auto (OUT/checkpoint.pt if it exists), or empty (start afresh)",
+    )
+    progress: bool = _setting(True, "show a progress bar on stderr (rank 0)")
+    tensorboard: bool = _setting(
+        False, "also write TensorBoard events to OUT/tb (needs the tensorboard package)"
+    )
+    plot: bool = _setting(True, "draw OUT/loss.png from the metrics at the end")
 
     def __post_init__(self) -> None:
-        positive = ("seq_len", "batch_size", "chunk_len", "steps", "log_every", "eval_batches")
-        for name in positive:
+        for name in POSITIVE:
             if getattr(self, name) < 1:
                 raise GhframesError(f"train config: {name} must be >= 1, got {getattr(self, name)}")
-        nonneg = (
-            "stop_at",
-            "warmup_steps",
-            "eval_every",
-            "checkpoint_every",
-            "threads",
-            "grad_clip",
-        )
-        for name in nonneg:
+        for name in NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise GhframesError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
-        for name, valid in (
-            ("mode", LOADER_MODES),
-            ("split_by", SPLIT_BY),
-            ("bptt", BPTT_MODES),
-            ("amp", AMP_MODES),
-            ("schedule", SCHEDULES),
-        ):
+        for name, valid in CHOICES.items():
             if getattr(self, name) not in valid:
                 raise GhframesError(
                     f"train config: unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}"
@@ -190,45 +245,140 @@ def read_config_file(path: str) -> dict:
     return doc
 
 
+# --help of each --model-* flag: (meaning, valid values). ModelConfig's fields are in model.py.
+MODEL_HELP: dict[str, tuple[str, str]] = {
+    "rows": ("frame height in cells; must match the data", "an integer >= 1"),
+    "cols": ("frame width in cells; must match the data", "an integer >= 1"),
+    "merge_dims": (
+        "width after each 2x2 patch merge of the frame-head (cells -> ...)",
+        "comma-separated integers >= 1; rows and cols must halve once per merge and stage",
+    ),
+    "stage_blocks": (
+        "transformer blocks per stage, with a 2x2 average pool between stages",
+        "comma-separated integers >= 0",
+    ),
+    "heads": (
+        "attention heads per transformer block",
+        "an integer >= 1 dividing the last merge width",
+    ),
+    "mlp_ratio": ("transformer MLP width over the block width", "an integer >= 1"),
+    "d_model": ("width of the frame vector and of the LSTM", "an integer >= 1"),
+    "lstm_layers": ("residual LSTM layers", "an integer >= 1"),
+    "fovea": (
+        "cells read at full resolution at the cursor: it and the FOVEA-1 before it (0: none)",
+        "an integer >= 0",
+    ),
+    "fovea_dim": ("embedding width of a fovea cell", "an integer >= 0"),
+}
+
+EXAMPLES = """\
+examples:
+  %(prog)s --data DATA --out runs/x --steps 2000 --eval-every 200
+  %(prog)s --config run.toml --preset paper --device cuda --model-d-model 512
+
+Precedence: defaults < --preset < --config file < GHFRAMES_* environment < flags. Each --NAME
+is also GHFRAMES_TRAIN_NAME in the environment and NAME = value under [train] of a config file
+(--model-NAME: GHFRAMES_MODEL_NAME, [model]), with _ for -: --seq-len 32 is
+GHFRAMES_TRAIN_SEQ_LEN=32 and seq_len = 32.
+"""
+
+
+def train_help(name: str) -> str:
+    """--help of the flag of TrainConfig field `name`: meaning, valid values, default(s)."""
+    field = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    typ = _fields(TrainConfig)[name]
+    if typ is bool:
+        valid = ""  # argparse shows --NAME and --no-NAME
+    elif name in CHOICES:
+        valid = "one of " + ", ".join(CHOICES[name])
+    elif name in POSITIVE or name in NON_NEGATIVE:
+        valid = f"{_type_name(typ)} >= {int(name in POSITIVE)}"
+    else:
+        valid = field.metadata["valid"] or _type_name(typ)
+    by_preset = {p: s.get(name, field.default) for p, s in PRESET_TRAINING.items()}
+    return "; ".join(filter(None, (field.metadata["help"], valid, _defaults(by_preset))))
+
+
+def model_help(name: str) -> str:
+    """--help of --model-<name>: meaning, valid values, default(s)."""
+    meaning, valid = MODEL_HELP[name]
+    by_preset = {p: getattr(c, name) for p, c in PRESETS.items()}
+    return f"{meaning}; {valid}; {_defaults(by_preset)}"
+
+
+def _defaults(by_preset: dict) -> str:
+    """The default under the default preset, then the value of each preset that differs."""
+    default = by_preset[DEFAULT_PRESET]
+    others = [
+        f"preset {p}: {_shown(v)}"
+        for p, v in sorted(by_preset.items())
+        if _shown(v) != _shown(default)
+    ]
+    return f"default {_shown(default)}" + (f" ({', '.join(others)})" if others else "")
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "empty" if value == "" else str(value)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Flags for every TrainConfig field (--field) and ModelConfig field (--model-field).
 
     Every flag defaults to None ("not given"), so that only flags actually passed override the
-    file and the environment.
+    file and the environment; the defaults their help shows are the dataclasses' and presets'.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m training.train",
+        prog="python -m ghframes.training.train",
         description="Train the recurrence-complete action model (frame-head + residual LSTM).",
-        epilog="Precedence: defaults < --preset < --config file < GHFRAMES_* environment < flags.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="TOML or JSON file: preset = ..., [train], [model]")
     parser.add_argument(
-        "--preset", help=f"model preset: {', '.join(sorted(PRESETS))} (default tiny)"
+        "--config",
+        metavar="FILE",
+        help="TOML (or .json) file: top-level preset = NAME, tables [train] and [model] of the "
+        "settings below; default none",
     )
-    train_defaults = TrainConfig()
+    parser.add_argument(
+        "--preset",
+        help="model preset, with its run settings: "
+        f"one of {', '.join(sorted(PRESETS))}; default {DEFAULT_PRESET} (or the config file's, "
+        "or GHFRAMES_PRESET)",
+    )
     for name, typ in _fields(TrainConfig).items():
-        flag = "--" + name.replace("_", "-")
         if typ is bool:
             parser.add_argument(
-                flag,
+                "--" + _flag(name),
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"(default {getattr(train_defaults, name)})",
+                help=train_help(name),
             )
         else:
             parser.add_argument(
-                flag,
+                "--" + _flag(name),
                 dest=name,
                 default=None,
                 metavar=name.upper(),
-                help=f"(default {getattr(train_defaults, name)!r})",
+                help=train_help(name),
             )
     group = parser.add_argument_group("model (architecture; defaults from the preset)")
     for name in _fields(ModelConfig):
         if name in FROM_DATA:
             continue
         group.add_argument(
-            "--model-" + name.replace("_", "-"), dest="model_" + name, default=None, metavar="V"
+            "--model-" + _flag(name),
+            dest="model_" + name,
+            default=None,
+            metavar="V",
+            help=model_help(name),
         )
     return parser
 
@@ -238,7 +388,7 @@ def resolve(
 ) -> tuple[TrainConfig, ModelConfig, str]:
     """(train config, model config, preset name) from parsed flags and the environment."""
     doc = read_config_file(args.config) if args.config else {}
-    preset = doc.get("preset", "tiny")
+    preset = doc.get("preset", DEFAULT_PRESET)
     preset = env.get("GHFRAMES_PRESET", preset)
     preset = args.preset or preset
     if preset not in PRESETS:
@@ -261,9 +411,9 @@ def resolve(
     for name in _fields(TrainConfig):
         value = getattr(args, name)
         if value is not None:
-            train[name] = coerce(TrainConfig, name, value, "--" + name.replace("_", "-"))
+            train[name] = coerce(TrainConfig, name, value, "--" + _flag(name))
     for name in _fields(ModelConfig):
         value = getattr(args, "model_" + name, None)
         if value is not None:
-            model[name] = coerce(ModelConfig, name, value, "--model-" + name.replace("_", "-"))
+            model[name] = coerce(ModelConfig, name, value, "--model-" + _flag(name))
     return TrainConfig(**train), dataclasses.replace(PRESETS[preset], **model), preset

@@ -1,4 +1,5 @@
-"""Training metrics: accumulation by action kind and by position, JSONL records, the loss plot.
+"""Training metrics: accumulation by action kind and by position, JSONL and TensorBoard records,
+memory peaks, the loss plot.
 
 Position of a step = steps since the model's state last started from the initial state (a reset,
 or the start of a window when the state is not carried): how much context the LSTM has had. The
@@ -9,10 +10,11 @@ quarter of a training sequence's length) against "late" (at least three quarters
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
+
+from ghframes.errors import GhframesError
 
 KINDS = ("char", "space", "enter", "navigate", "delete", "command", "verbatim", "other")
 NAVIGATE = {"<Left>", "<Right>", "<Up>", "<Down>", "<Home>", "<End>", "<PgUp>", "<PgDn>", "<C-g>"}
@@ -153,6 +155,47 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
 
+class Recorder:
+    """Where a run's records go: OUT/metrics.jsonl and, with `tensorboard`, OUT/tb/.
+
+    Only rank 0 writes: on the other processes (`enabled` False) every method does nothing.
+    """
+
+    BOARD_KEYS = ("loss", "accuracy", "loss_early", "loss_late")
+
+    def __init__(self, out: Path, resume_step: int | None, tensorboard: bool, enabled: bool):
+        self.out = out
+        self.log = MetricsLog(out / "metrics.jsonl", resume_step) if enabled else None
+        self.board = _tensorboard(out) if tensorboard and enabled else None
+
+    def write(self, split: str, step: int, values: dict) -> None:
+        """One record of `split` ("train" or "eval") at `step`."""
+        values = {"split": split, "step": step, **values}
+        if self.log:
+            self.log.write(values)
+        if self.board:
+            for key in self.BOARD_KEYS:
+                if values.get(key) is not None:
+                    self.board.add_scalar(f"{split}/{key}", values[key], step)
+
+    def close(self, plot: bool) -> None:
+        """Draw OUT/loss.png from the records when `plot`; close the TensorBoard writer."""
+        if self.log and plot:
+            plot_losses(self.log.path, self.out / "loss.png")
+        if self.board:
+            self.board.close()
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GhframesError(
+            "--tensorboard needs the tensorboard package (pip install tensorboard)"
+        ) from None
+    return SummaryWriter(str(out / "tb"))
+
+
 def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
@@ -189,12 +232,19 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
     tmp.replace(png_path)
 
 
+def memory_peaks(meter, device: torch.device) -> dict:
+    """Peak bytes since the last call: autograd's saved tensors (`meter`, a SavedTensorMeter),
+    process RSS, GPU allocations. Starts the next interval's peaks from here."""
+    memory = {"autograd_peak_bytes": meter.peak, "rss_peak_bytes": rss_peak_bytes()}
+    meter.peak = meter.bytes
+    if device.type == "cuda":
+        memory["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    return memory
+
+
 def rss_peak_bytes() -> int:
     """Peak resident memory of this process."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def finite(value: float) -> bool:
-    return value is not None and math.isfinite(value)

@@ -422,31 +422,12 @@ def describe(model: ActionModel) -> str:
     )
 
 
-def flops_per_frame(cfg: ModelConfig) -> float:
-    """Approximate forward multiply-adds per frame (for throughput reporting)."""
-    h, w, c = cfg.rows // 2, cfg.cols // 2, cfg.merge_dims[0]
-    macs = h * w * 4 * c  # the cells' embedding-bag sums
-    for d in cfg.merge_dims[1:]:
-        h, w = h // 2, w // 2
-        macs += h * w * 4 * c * d
-        c = d
-    for i, n in enumerate(cfg.stage_blocks):
-        if i:
-            h, w = h // 2, w // 2
-        s = h * w
-        macs += n * s * (4 * c * c + 2 * cfg.mlp_ratio * c * c + 2 * s * c)
-    macs += h * w * 2 * c * c + cfg.width * cfg.d_model
-    macs += cfg.lstm_layers * 8 * cfg.d_model**2 + cfg.d_model * cfg.action_vocab
-    return 2 * macs
-
-
 __all__ = [
     "PRESETS",
     "ActionModel",
     "ModelConfig",
     "State",
     "describe",
-    "flops_per_frame",
     "model_config",
     "num_params",
     "num_valid",
