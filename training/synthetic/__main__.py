@@ -1,4 +1,4 @@
-"""Command line: ``python -m training.synthetic --preset quick --out DIR`` runs the serial-depth sweep."""
+"""Command line: ``python -m ghframes.training.synthetic --preset quick --out DIR`` runs the serial-depth sweep."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def parse_ints(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m training.synthetic",
+        prog="python -m ghframes.training.synthetic",
         description="Serial-depth benchmarks (FRJT, withheld maze position tracking): accuracy by depth for each backbone.",
     )
     p.add_argument(
