@@ -1,10 +1,12 @@
 """`ghframes verify DATA`: replay every session's actions through the editor model and check shards.
 
-For each session: every chunk decodes to `[num_frames, 48, 160]` with one action and one cursor
-position per frame; the terminal met no unknown escape sequence; and for every change played
-in the editor, its actions, from the file's `before` text, leave exactly its `after` text,
-saved, followed by `<C-q>`; and every edit row of the session's commits is listed in it, rendered
-or counted as skipped. Mismatches name session, commit and path.
+For each session, read a row group at a time (ghframes.store.reader, which checks the
+chunk layout and the counts): every chunk decodes to `[num_frames, 48, 160]` with one action
+and one cursor position per frame, as many as the manifest says; the terminal met no unknown
+escape sequence; and for every change played in the editor, its actions, from the file's
+`before` text, leave exactly its `after` text, saved, followed by `<C-q>`; and every edit row
+of the session's commits is listed in it, rendered or counted as skipped. Mismatches name
+session, commit and path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ghframes.errors import GhframesError
 from ghframes.render.editor import Editor, EditorError
 from ghframes.store import shards
 from ghframes.store.frames import open_dataset
+from ghframes.store.reader import FrameShard
 
 
 def _edit_rows(fs, root: str, manifest: dict, key: str, first: int, last: int) -> dict:
@@ -32,22 +35,36 @@ def _edit_rows(fs, root: str, manifest: dict, key: str, first: int, last: int) -
     return rows
 
 
+def _read_session(dataset, info) -> tuple[dict, list[str], int, int]:
+    """(description, actions, frames, cursor positions) of a session's shard, each chunk
+    decoded and dropped in turn: the memory of one row group, whatever the session's length."""
+    shard = FrameShard(dataset.fs, f"{dataset.root}/{info.shard}")
+    description = shard.description()
+    actions: list[str] = []
+    frames = cursor = 0
+    for chunks in shard.groups():
+        for k in range(chunks.k0, chunks.k0 + len(chunks)):
+            frames += len(chunks.decode(k))
+        actions += chunks.actions.flatten().to_pylist()
+        cursor += len(chunks.cursor)
+    return description, actions, frames, cursor
+
+
 def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
     """Every problem found in one session, each a line naming the session and where."""
     try:
-        session = dataset.session(info.id)
+        metadata, actions, T, cursor = _read_session(dataset, info)
     except GhframesError as exc:
         return [f"{info.id}: {exc}"]
     problems = []
-    T = session.frames.shape[0]
-    if len(session.actions) != T or session.cursor.shape != (T, 2) or info.num_frames != T:
+    if info.num_frames != T:  # the reader has matched actions and cursor to the frames
         problems.append(
-            f"{info.id}: {T} frames, {len(session.actions)} actions, "
-            f"{session.cursor.shape[0]} cursor positions, manifest says {info.num_frames}"
+            f"{info.id}: {T} frames, {len(actions)} actions, "
+            f"{cursor} cursor positions, manifest says {info.num_frames}"
         )
-    if session.metadata.get("unknown_sequences"):
+    if metadata.get("unknown_sequences"):
         problems.append(
-            f"{info.id}: the terminal met {session.metadata['unknown_sequences']} unknown escape sequences"
+            f"{info.id}: the terminal met {metadata['unknown_sequences']} unknown escape sequences"
         )
     rows = _edit_rows(
         dataset.fs,
@@ -57,13 +74,14 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
         info.first_commit_index,
         info.last_commit_index,
     )
-    listed = {(change["commit_index"], change["path"]) for change in session.changes}
+    changes = metadata["changes"]
+    listed = {(change["commit_index"], change["path"]) for change in changes}
     for (index, path), row in rows.items():
         if (index, path) not in listed:
             problems.append(
                 f"{info.id}: {row['commit'][:12]}:{path}: change missing from the session"
             )
-    for change in session.changes:
+    for change in changes:
         where = f"{info.id}: {change['commit'][:12]}:{change['path']}"
         row = rows.get((change["commit_index"], change["path"]))
         if row is None:
@@ -74,7 +92,7 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
         begin, count = change["editor_first"], change["editor_actions"]
         editor = Editor(row["before"] or "")
         try:
-            for action in session.actions[begin : begin + count]:
+            for action in actions[begin : begin + count]:
                 editor.press(action)
         except EditorError as exc:
             problems.append(f"{where}: action refused by the editor ({exc})")
@@ -85,7 +103,7 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
             )
         elif editor.modified:
             problems.append(f"{where}: the new text was never saved")
-        elif begin + count >= T or session.actions[begin + count] != "<C-q>":
+        elif begin + count >= T or actions[begin + count] != "<C-q>":
             problems.append(f"{where}: the editor is not quit after the change")
     return problems
 

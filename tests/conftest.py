@@ -149,3 +149,44 @@ def edit_rows(data: Path, key: str | None = None):
         for name in entry["shards"]
     ]
     return pa.concat_tables(tables) if tables else edits.arrow.empty_table()
+
+
+# --- the streaming loader (test_loader*.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def loader_data(tmp_path_factory, ray_local):
+    """DATA rendered by the real pipeline from three histories, sessions of at most 700 frames."""
+    from test_render import tiny_repo
+
+    from ghframes.pipelines.render import render_dataset
+    from ghframes.realistic import realistic_edit_rows
+    from ghframes.render.session import RenderOptions
+    from ghframes.sample import write_edits
+
+    root = tmp_path_factory.mktemp("loader") / "data"
+    write_edits(
+        root,
+        {
+            "github.com/bench/history": realistic_edit_rows(3, 2),
+            "local/tiny": tiny_repo(3),
+            "local/t2": tiny_repo(5),
+        },
+    )
+    render_dataset(str(root), RenderOptions(max_frames_per_session=700))
+    return str(root)
+
+
+def batches(ds) -> list[dict]:
+    """Every batch of `ds`, its tensors copied (a worker's shared slot is reused once released)."""
+    return [{k: v.clone() for k, v in b.items()} for b in ds]
+
+
+def same(a: list[dict], b: list[dict]) -> None:
+    """The two lists of batches are equal, tensor by tensor."""
+    import torch
+
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        for k in x:
+            assert torch.equal(x[k], y[k]), k

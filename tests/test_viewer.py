@@ -17,9 +17,10 @@ from test_export import dataset, synthetic_session  # noqa: F401  (shared render
 from ghframes import cli
 from ghframes.errors import GhframesError
 from ghframes.render.terminal import COLS, ROWS, WIDE_STUB, text_of
-from ghframes.store.chunks import SearchCancelled, find_in_frames, open_lazy
+from ghframes.store.chunks import open_lazy
 from ghframes.store.codec import encode_chunk
 from ghframes.store.frames import write_one_session_dataset
+from ghframes.store.search import SearchCancelled, find_in_frames
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)"

@@ -26,23 +26,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-PRINTABLE = [chr(c) for c in range(32, 127)]
-TOKENS = [
-    "<Enter>",
-    "<Tab>",
-    "<BS>",
-    "<Up>",
-    "<Down>",
-    "<Left>",
-    "<Right>",
-    "<C-s>",
-    "<C-q>",
-    "<C-d>",
-]
-ACTION_NAMES = PRINTABLE + TOKENS
+# The loader's vocabulary, so that action ids mean what they mean on rendered data.
+from .chars import ACTION_NAMES
+from .plan import MODES
+from .plan import SPLITS as SPLIT_NAMES
+
 ACTION_ID = {name: i for i, name in enumerate(ACTION_NAMES)}
-SPLITS = {"train": 0, "eval": 1}
-MODES = ("stream", "window")
+SPLITS = {name: i for i, name in enumerate(SPLIT_NAMES)}  # {"train": 0, "eval": 1}
 
 NAMES = ["x", "y", "total", "count", "value", "item", "result", "data"]
 MODULES = ["os", "sys", "json", "math", "time"]

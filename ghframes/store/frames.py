@@ -1,9 +1,9 @@
-"""Frame shards: write a rendered session, and read sessions back (`open_dataset`).
+"""Frame shards: write a rendered session, and open the sessions of DATA (`open_dataset`).
 
 Layout under DATA/frames/: one Parquet shard per session (rows = chunks of frames, columns from
 schemas/frames.json, `CHUNKS_PER_ROW_GROUP` rows per row group, the session's description in
-the shard's key-value metadata) and
-`manifest.json`, written after every shard, listing sessions and per-repository status.
+the shard's key-value metadata) and `manifest.json`, written after every shard, listing
+sessions and per-repository status. Each shard is read through reader.py, which checks it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pyarrow as pa
 from ghframes.errors import GhframesError
 from ghframes.render.terminal import COLS, ROWS
 from ghframes.store import schema, shards
-from ghframes.store.codec import DTYPES, decode_chunk
+from ghframes.store.codec import DTYPES
+from ghframes.store.reader import SESSION_KEY, FrameShard
 
 FRAMES_DIR = "frames"
-SESSION_KEY = "ghframes.session"
 # Chunks per Parquet row group: a reader fetches only the row groups holding the frames it needs
 # (byte ranges on object storage). Measured on the render benchmark's session (43 k frames,
 # segmented chunks, codec.py): 15.6 B/frame with 4 chunks per group, 14.8 with 8 (each group
@@ -89,11 +89,7 @@ def write_one_session_dataset(
 
 def read_session_metadata(fs, path: str) -> dict:
     """The session description stored in the shard at `path` (reads the footer only)."""
-    shard = shards.open_shard(fs, path, frames_schema())
-    raw = shards.footer_value(shard, SESSION_KEY)
-    if raw is None:
-        raise GhframesError(f"{path}: shard has no session description")
-    return json.loads(raw)
+    return FrameShard(fs, path).description()
 
 
 @dataclass(frozen=True)
@@ -169,46 +165,20 @@ class Dataset:
     def session(self, session_id: str) -> Session:
         """Decode one session: only its own shard is read."""
         info = self._info(session_id)
-        path = f"{self.root}/{info['shard']}"
-        metadata = read_session_metadata(self.fs, path)
-        table = shards.read_table(self.fs, path, frames_schema())
-        columns = table.to_pydict()
-        num_frames = sum(columns["num_frames"])
-        if num_frames != metadata["num_frames"]:
-            raise GhframesError(
-                f"{path}: chunks hold {num_frames} frames, the session says {metadata['num_frames']}"
-            )
-        itemsize = max(columns["frame_itemsize"], default=1)
-        frames = np.empty((num_frames, ROWS, COLS), dtype=DTYPES.get(itemsize, np.uint32))
-        cursor = np.empty((num_frames, 2), dtype=np.uint8)
-        actions: list[str] = []
-        at = 0
-        for k in range(table.num_rows):
-            n = columns["num_frames"][k]
-            where = f"{path}: chunk {columns['chunk'][k]}"
-            if columns["chunk"][k] != k or columns["first_frame"][k] != at:
-                raise GhframesError(
-                    f"{where}: out of order (first_frame {columns['first_frame'][k]}, expected {at})"
-                )
-            frames[at : at + n] = decode_chunk(
-                columns["frames"][k], columns["frame_itemsize"][k], n, where
-            )
-            if len(columns["actions"][k]) != n or len(columns["cursor"][k]) != 2 * n:
-                raise GhframesError(
-                    f"{where}: {n} frames but {len(columns['actions'][k])} actions "
-                    f"and {len(columns['cursor'][k]) // 2} cursor positions"
-                )
-            cursor[at : at + n] = np.frombuffer(columns["cursor"][k], dtype=np.uint8).reshape(n, 2)
-            actions.extend(columns["actions"][k])
-            at += n
-        commits = [tuple(c) for c in metadata["commits"]]
+        shard = FrameShard(self.fs, f"{self.root}/{info['shard']}")
+        metadata = shard.description()
+        chunks = shard.read()
+        itemsize = int(chunks.frame_itemsize.max(initial=1))
+        frames = np.empty((chunks.total_frames, ROWS, COLS), dtype=DTYPES.get(itemsize, np.uint32))
+        for k, (at, n) in enumerate(zip(chunks.first_frame, chunks.num_frames, strict=True)):
+            frames[at : at + n] = chunks.decode(k)
         return Session(
             session_id,
             metadata["repo"],
             frames,
-            actions,
-            cursor,
-            commits,
+            chunks.actions.flatten().to_pylist(),
+            chunks.cursor.copy(),
+            [tuple(c) for c in metadata["commits"]],
             metadata["changes"],
             metadata,
         )

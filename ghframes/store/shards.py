@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -105,8 +107,9 @@ def write_table(
         table.schema,
         filesystem=fs,
         compression=COMPRESSION,
-        # Determinism: byte-identical shards for identical input.
+        # min/max per row group only where the caller asks (the docstring says why not always)
         write_statistics=write_statistics,
+        # the Arrow schema in the footer too, so that readers get back the exact Arrow types
         store_schema=True,
     ) as writer:
         writer.write_table(table, row_group_size=row_group_size)
@@ -115,6 +118,38 @@ def write_table(
     if target != path:
         fs.move(target, path)
     return fs.get_file_info(path).size
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How often a read is tried again after a transient error (an OSError other than a missing
+    file, as remote storage gives), waiting `delay` seconds, then twice as long, ..."""
+
+    count: int = 0  # attempts after the first
+    delay: float = 0.1
+
+    def __call__(self, read):
+        """`read()`, tried up to `count` more times."""
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except FileNotFoundError:
+                raise
+            except OSError:
+                if attempt == self.count:
+                    raise
+                time.sleep(self.delay * 2**attempt)
+                attempt += 1
+
+    def error(self, where: str, exc: Exception) -> GhframesError:
+        """The error for a read of `where` that failed with `exc` (after every attempt)."""
+        if self.count and isinstance(exc, OSError):
+            return GhframesError(f"{where}: read failed after {self.count + 1} attempts ({exc})")
+        return GhframesError(f"{where}: damaged shard ({exc})")
+
+
+NO_RETRIES = Retries()
 
 
 def footer_value(shard: pq.ParquetFile, key: str) -> str | None:
@@ -127,15 +162,25 @@ def footer_value(shard: pq.ParquetFile, key: str) -> str | None:
     return None
 
 
-def open_shard(fs: pafs.FileSystem, path: str, schema: TableSchema) -> pq.ParquetFile:
-    """Open the shard at `path` after checking it is a `schema` table of a readable version."""
+def open_shard(
+    fs: pafs.FileSystem,
+    path: str,
+    schema: TableSchema,
+    where: str | None = None,
+    pre_buffer: bool = False,
+    retries: Retries = NO_RETRIES,
+) -> pq.ParquetFile:
+    """Open the shard at `path` (its footer read) after checking it is a `schema` table of a
+    readable version; errors name `where` (default: the path). `pre_buffer`: read a row group's
+    column chunks in one request (one GET on object storage)."""
+    where = where or path
     try:
-        shard = pq.ParquetFile(fs.open_input_file(path))
+        shard = retries(lambda: pq.ParquetFile(fs.open_input_file(path), pre_buffer=pre_buffer))
     except FileNotFoundError:
-        raise GhframesError(f"{path}: shard is missing") from None
+        raise GhframesError(f"{where}: shard is missing") from None
     except (pa.ArrowInvalid, OSError) as exc:
-        raise GhframesError(f"{path}: damaged shard ({exc})") from None
-    schema.check(shard.schema_arrow.metadata, path)
+        raise retries.error(where, exc) from None
+    schema.check(shard.schema_arrow.metadata, where)
     return shard
 
 

@@ -1,0 +1,162 @@
+"""The one frame-shard reader (ghframes/store/reader.py): every reader of a shard, the dataset,
+the lazy session, `verify` and the training loader, refuses a damaged chunk layout with the
+same message, naming the shard and the chunk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ghframes.errors import GhframesError
+from ghframes.render.terminal import COLS, ROWS
+from ghframes.store import shards
+from ghframes.store.chunks import open_lazy
+from ghframes.store.codec import encode_chunk
+from ghframes.store.frames import (
+    SESSION_KEY,
+    frames_schema,
+    open_dataset,
+    write_one_session_dataset,
+)
+from ghframes.store.reader import FrameShard
+from ghframes.training.loader import FrameStream
+from ghframes.verify import verify_session
+
+COUNTS = [256, 256, 100]  # the writer's layout: full chunks, then the rest
+EDITS = {"repos": {"s": {"shards": []}}}  # the edits manifest: no edit rows to replay
+
+
+def write(data, counts=COUNTS) -> tuple[str, str]:
+    """DATA with one session of `counts` frames a chunk (frame t shows t % 251 in its first
+    cell); returns (session id, shard path)."""
+    encoded = []
+    for k, n in enumerate(counts):
+        frames = np.full((n, ROWS, COLS), 32, np.uint32)
+        frames[:, 0, 0] = (sum(counts[:k]) + np.arange(n)) % 251
+        encoded.append((n, *encode_chunk(frames)))
+    sid = write_one_session_dataset(str(data), "s", encoded)
+    return sid, str(data / "frames" / "s.parquet")
+
+
+def rewrite(path: str, change) -> None:
+    """Write the shard at `path` again with its columns {name: list} passed through `change`."""
+    file = pq.ParquetFile(path)
+    columns = change(file.read().to_pydict())
+    footer = {SESSION_KEY: shards.footer_value(file, SESSION_KEY)}
+    fs, _ = shards.filesystem(path)
+    table = pa.table(columns)
+    shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
+
+
+def errors(data, sid: str) -> list[str]:
+    """What each reader says about the session: the dataset, the lazy session, verify and the
+    loader ('' for one that read it)."""
+    said = []
+    for read in (
+        lambda: open_dataset(str(data)).session(sid),
+        lambda: open_lazy(str(data), sid),
+        lambda: list(FrameStream(str(data), 1, 64, "stream", eval_fraction=0.0)),
+    ):
+        try:
+            read()
+            said.append("")
+        except GhframesError as exc:
+            said.append(str(exc))
+    dataset = open_dataset(str(data))
+    (info,) = dataset.sessions()
+    problems = verify_session(dataset, info, EDITS)
+    said.insert(2, problems[0].removeprefix(f"{sid}: ") if problems else "")
+    return said
+
+
+def test_a_sound_shard_reads_the_same_whole_and_by_row_group(tmp_path):
+    sid, path = write(tmp_path, [256] * 17 + [5])  # 3 row groups
+    fs, _ = shards.filesystem(path)
+    shard = FrameShard(fs, path)
+    whole = shard.read()
+    parts = list(shard.groups())
+    assert [p.k0 for p in parts] == [0, 8, 16] and whole.total_frames == 17 * 256 + 5
+    assert np.array_equal(np.concatenate([p.cursor for p in parts]), whole.cursor)
+    assert sum((p.actions.flatten().to_pylist() for p in parts), []) == ["x"] * 4357
+    for p in parts:
+        for k in range(p.k0, p.k0 + len(p)):
+            assert np.array_equal(p.decode(k), whole.decode(k))
+    frames = open_dataset(str(tmp_path)).session(sid).frames
+    assert list(frames[:, 0, 0]) == [t % 251 for t in range(4357)]
+    assert errors(tmp_path, sid) == ["", "", "", ""]
+
+
+def test_chunks_out_of_order_are_refused_by_every_reader(tmp_path):
+    sid, path = write(tmp_path)
+
+    def swap(cols: dict) -> dict:
+        return {name: [v[0], v[2], v[1]] for name, v in cols.items()}
+
+    rewrite(path, swap)
+    whole = (
+        f"{path}: chunk 1: the row holds chunk 2 (frames 512..+100); the layout puts chunk 1 "
+        "at frames 256..+100 (chunks out of order or missing)"
+    )
+    layout = whole.replace("256..+100", "256..+256")  # the loader knows chunk 1 is full
+    assert errors(tmp_path, sid) == [whole, whole, whole, layout]
+
+
+def test_missing_actions_are_refused_by_every_reader(tmp_path):
+    sid, path = write(tmp_path)
+
+    def drop(cols: dict) -> dict:
+        cols["actions"][1] = cols["actions"][1][:-1]
+        return cols
+
+    rewrite(path, drop)
+    said = f"{path}: chunk 1: 256 frames but 255 actions and 256 cursor positions"
+    assert errors(tmp_path, sid) == [said] * 4
+
+
+def test_frames_that_do_not_add_up_to_the_session(tmp_path):
+    sid, path = write(tmp_path)
+    file = pq.ParquetFile(path)
+    description = json.loads(shards.footer_value(file, SESSION_KEY))
+    fs, _ = shards.filesystem(path)
+    footer = {SESSION_KEY: json.dumps(dict(description, num_frames=700))}
+    table = file.read().replace_schema_metadata(None)
+    shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
+    said = f"{path}: chunks hold 612 frames, the session says 700"
+    # the loader goes by the manifest's 612 frames, which the chunks hold
+    assert errors(tmp_path, sid) == [said, said, said, ""]
+
+
+def test_the_loader_refuses_a_shard_of_another_layout(tmp_path):
+    sid, path = write(tmp_path, [200, 312, 100])  # readable whole, but not where frames are
+    assert errors(tmp_path, sid)[:3] == ["", "", ""]
+    assert errors(tmp_path, sid)[3] == (
+        f"{path}: chunk 0: the row holds chunk 0 (frames 0..+200); the layout puts chunk 0 at "
+        "frames 0..+256 (chunks out of order or missing)"
+    )
+    sid, path = write(tmp_path, [256, 256])
+    manifest = tmp_path / "frames" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["sessions"][sid]["num_frames"] = 600
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(GhframesError) as err:
+        list(FrameStream(str(tmp_path), 1, 64, "stream", eval_fraction=0.0))
+    assert str(err.value) == (
+        f"{path}: chunk 2: the shard holds 2 chunks, the session's 600 frames make 3"
+    )
+
+
+def test_verify_streams_row_groups(tmp_path, monkeypatch):
+    """verify never reads a whole shard: memory stays that of one row group."""
+    sid, _ = write(tmp_path, [256] * 20)
+
+    def whole(self):
+        raise AssertionError("read the whole shard")
+
+    monkeypatch.setattr(FrameShard, "read", whole)
+    dataset = open_dataset(str(tmp_path))
+    (info,) = dataset.sessions()
+    assert verify_session(dataset, info, EDITS) == []

@@ -1,0 +1,169 @@
+"""The loader's plan: which sessions are held out, and the order of an epoch's batches.
+
+Everything here is a pure function of (session split keys and sizes, seed, epoch, batch size,
+world size), so that any process computes the same plan and a loader's position is a few
+integers (FrameStream.state_dict). Ranks and DataLoader workers then take disjoint parts of one
+plan: rank r fills lanes [r * B, (r + 1) * B) (stream) or row block r of every global batch
+(window); worker w of W makes batches w, w + W, ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ghframes.errors import GhframesError
+
+MODES = ("stream", "window")
+SPLITS = ("train", "eval")
+SPLIT_BY = ("session", "repo")  # what the held-out split holds out whole
+
+
+def hash64(*parts) -> int:
+    """A 64-bit hash of `parts` (their str, ':'-joined) that every process and run agrees on."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def split_key(session_id: str, summary: dict) -> str:
+    """What decides a session's split: `repo@first_commit_index` from its manifest summary,
+    neither of which depends on where DATA lives or on the render options (both part of the
+    id); the id itself for manifests without them."""
+    if "repo" in summary and "first_commit_index" in summary:
+        return f"{summary['repo']}@{summary['first_commit_index']}"
+    return session_id
+
+
+def held_out(split_keys: dict[str, str], fraction: float) -> set[str]:
+    """The eval sessions of {session id: split key}: hash(key) below `fraction` (the session
+    with the lowest hash if that holds out none and there are >= 2)."""
+    hashes = {
+        sid: (hash64("ghframes-split", key) / 2.0**64, sid) for sid, key in split_keys.items()
+    }
+    held = {sid for sid, (h, _) in hashes.items() if h < fraction}
+    if not held and fraction > 0 and len(hashes) >= 2:
+        held = {min(hashes, key=hashes.get)}
+    return held
+
+
+def held_out_repos(repos: dict[str, str], fraction: float) -> set[str]:
+    """The eval sessions of {session id: repository name}: every session of the repositories
+    that `held_out` picks among the names (keyed by the name alone)."""
+    held = held_out({repo: repo for repo in repos.values()}, fraction)
+    return {sid for sid, repo in repos.items() if repo in held}
+
+
+def session_repos(summaries: dict[str, dict], manifest: str, source: str) -> dict[str, str]:
+    """{session id: repository} of the manifest's {session id: summary}, for split_by="repo",
+    which needs the repository of every session and two or more repositories."""
+    for sid, summary in summaries.items():
+        if "repo" not in summary:
+            raise GhframesError(
+                f"{manifest}: session {sid} names no repo; split_by='repo' needs the "
+                "repository of every session (render again, or use split_by='session')"
+            )
+    repos = {sid: summary["repo"] for sid, summary in summaries.items()}
+    names = sorted(set(repos.values()))
+    if len(names) == 1:
+        raise GhframesError(
+            f"{source}: split_by='repo' needs at least two repositories; every "
+            f"session is of {names[0]!r} (use split_by='session')"
+        )
+    return repos
+
+
+def epoch_order(keys: Sequence[str], indices: Sequence[int], seed: int, epoch: int) -> list[int]:
+    """`indices` (into `keys`, the sessions' split keys) in the shuffled order of `epoch`."""
+    return sorted(indices, key=lambda i: (hash64("order", seed, epoch, keys[i]), i))
+
+
+@dataclass
+class EpochPlan:
+    """The batches of one epoch, for every rank.
+
+    stream: `lanes[l]` the session indices lane l plays in order, `lane_starts[l]` the lane step
+        at which each starts (batch k holds steps [k * T, (k + 1) * T) of every lane).
+    window: `win_session[w]`, `win_start[w]`: the session index and first frame of window w
+        (global batch k, rank r, row b: window `window_of(k, r, b, ...)`).
+    """
+
+    num_batches: int
+    lanes: list[list[int]] | None = None
+    lane_starts: list[list[int]] | None = None
+    win_session: np.ndarray | None = None
+    win_start: np.ndarray | None = None
+
+
+def plan_epoch(
+    mode: str,
+    keys: Sequence[str],
+    sizes: Sequence[int],
+    indices: Sequence[int],
+    seed: int,
+    epoch: int,
+    num_lanes: int,
+    seq_len: int,
+    pad_short: bool = False,
+) -> EpochPlan:
+    """The plan of `epoch` over the sessions `indices` (into `keys`: split keys, `sizes`: frames)
+    for `num_lanes` = batch size x world size rows of T = `seq_len` steps.
+
+    stream: sessions are dealt to the lanes greedily, shortest lane first, in the epoch's order;
+        the epoch lasts until the longest lane ends.
+    window: each session of at least T frames gives floor(n / T) windows at an offset drawn per
+        (seed, epoch, session); a shorter one gives one window from frame 0 with `pad_short`,
+        else none; all windows are shuffled and dealt `num_lanes` per global batch.
+    """
+    order = epoch_order(keys, indices, seed, epoch)
+    if mode == "stream":
+        heap = [(0, lane) for lane in range(num_lanes)]
+        lanes: list[list[int]] = [[] for _ in range(num_lanes)]
+        starts: list[list[int]] = [[] for _ in range(num_lanes)]
+        for i in order:
+            total, lane = heapq.heappop(heap)
+            lanes[lane].append(i)
+            starts[lane].append(total)
+            heapq.heappush(heap, (total + sizes[i], lane))
+        longest = max(total for total, _ in heap)
+        return EpochPlan(math.ceil(longest / seq_len), lanes=lanes, lane_starts=starts)
+    sess, begin = [], []
+    t = seq_len
+    for i in order:
+        n = sizes[i]
+        if n >= t:
+            m = n // t
+            off = hash64("offset", seed, epoch, keys[i]) % (n - m * t + 1)
+            sess += [i] * m
+            begin += range(off, off + m * t, t)
+        elif pad_short:
+            sess.append(i)
+            begin.append(0)
+    rng = np.random.Generator(np.random.PCG64(hash64("windows", seed, epoch)))
+    perm = rng.permutation(len(sess))
+    return EpochPlan(
+        math.ceil(len(sess) / num_lanes),
+        win_session=np.asarray(sess, np.int64)[perm],
+        win_start=np.asarray(begin, np.int64)[perm],
+    )
+
+
+def lane_of(rank: int, row: int, batch_size: int) -> int:
+    """The stream lane that row `row` of rank `rank`'s batches plays."""
+    return rank * batch_size + row
+
+
+def window_of(batch: int, rank: int, row: int, batch_size: int, world_size: int) -> int:
+    """The window that row `row` of rank `rank`'s batch `batch` holds (none when it is past
+    the plan's last window: padding)."""
+    return (batch * world_size + rank) * batch_size + row
+
+
+def worker_of(batch: int, workers: int) -> int:
+    """The DataLoader worker (of `workers`) that makes batch `batch`: the order of the batches
+    is the same for any number of workers."""
+    return batch % workers
