@@ -145,6 +145,31 @@ def test_the_library_does_not_import_the_top_layer():
     assert not bad, "the library imports the command line or the benchmarks:\n" + "\n".join(bad)
 
 
+# Inside the library, what each part may import besides itself (docs/ARCHITECTURE.md):
+# store/ is the base; crawl/ and render/ sit on it; view/ and the checks read what render draws.
+BASE = ("ghframes.errors", "ghframes.text", "ghframes.schemas")
+LIBRARY_LAYERS = {
+    "ghframes.store": BASE,
+    "ghframes.crawl": (*BASE, "ghframes.store"),
+    "ghframes.render": (*BASE, "ghframes.store"),
+    "ghframes.view": (*BASE, "ghframes.store", "ghframes.render"),
+}
+
+
+def test_library_parts_import_only_the_layers_below_them():
+    bad = []
+    for path in library_modules():
+        module = module_name(path)
+        part = next((p for p in LIBRARY_LAYERS if within(module, (p,))), None)
+        if part is None:
+            continue
+        allowed = (part, *LIBRARY_LAYERS[part])
+        for line, name in imported_names(module, path.name == "__init__.py", path.read_text()):
+            if within(name, ("ghframes",)) and name != "ghframes" and not within(name, allowed):
+                bad.append(f"{path.relative_to(REPO)}:{line}: {part} imports {name}")
+    assert not bad, "an import runs upward inside the library:\n" + "\n".join(bad)
+
+
 @pytest.mark.parametrize("name", RENAMED)
 def test_a_renamed_folder_imports_only_under_its_installed_name(name):
     """From the repository root the folder is on sys.path too; importing it so must fail."""

@@ -31,10 +31,10 @@ import pyarrow.fs as pafs
 import torch
 
 from ghframes.errors import GhframesError
-from ghframes.render.terminal import COLS, ROWS
 from ghframes.store import shards
 from ghframes.store.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT
 from ghframes.store.frames import FRAMES_DIR, frames_schema
+from ghframes.store.geometry import COLS, ROWS
 from ghframes.store.reader import Chunks, FrameShard
 
 from .chars import ACTION_NAMES, ASCII_LIMIT, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids

@@ -12,11 +12,9 @@ import numpy as np
 import pyte
 from pyte.screens import StaticDefaultDict
 
-ROWS = 48
-COLS = 160
+from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 
-# Code point stored for the right half of a two-cell (wide) character, where pyte keeps "".
-WIDE_STUB = 0
+__all__ = ["COLS", "ROWS", "WIDE_STUB", "Terminal", "text_of"]
 
 _BLANK_ROW = [" "] * (COLS + 1)  # one spare cell: pyte's insert_characters may write column COLS
 

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ghframes.errors import GhframesError
-from ghframes.render.terminal import COLS, WIDE_STUB
 from ghframes.store import shards
 from ghframes.store.frames import Dataset, SessionInfo, open_dataset
+from ghframes.store.geometry import COLS, WIDE_STUB
 from ghframes.store.reader import FrameShard
 from ghframes.store.search import SearchCancelled, find_in_frames
 

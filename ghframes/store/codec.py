@@ -26,7 +26,7 @@ import numpy as np
 import zstandard
 
 from ghframes.errors import GhframesError
-from ghframes.render.terminal import COLS, ROWS
+from ghframes.store.geometry import COLS, ROWS
 
 FRAMES_PER_CHUNK = 256
 FRAMES_PER_SEGMENT = 128  # frames per zstd frame inside a chunk's blob

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from ghframes.errors import GhframesError
-from ghframes.render.terminal import COLS, ROWS
 from ghframes.store import schema, shards
 from ghframes.store.codec import DTYPES
+from ghframes.store.geometry import COLS, ROWS
 from ghframes.store.reader import SESSION_KEY, FrameShard
 
 FRAMES_DIR = "frames"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
+from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 
 FRAME_CELLS = ROWS * COLS
 

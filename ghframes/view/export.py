@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from ghframes.errors import GhframesError
-from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
 from ghframes.store.chunks import LazySession, open_lazy
+from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 
 
 def frame_range(session: LazySession, start: int | None, stop: int | None) -> tuple[int, int]:

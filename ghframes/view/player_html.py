@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from ghframes.render.terminal import COLS, ROWS
 from ghframes.store.chunks import LazySession
+from ghframes.store.geometry import COLS, ROWS
 
 KEYFRAME = 256
 

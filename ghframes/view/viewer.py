@@ -18,8 +18,8 @@ import time
 
 from ghframes.errors import GhframesError
 from ghframes.render.editor import display_width, glyph
-from ghframes.render.terminal import COLS, ROWS, WIDE_STUB
 from ghframes.store.chunks import LazySession, list_sessions, open_lazy
+from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 from ghframes.store.search import SearchCancelled
 
 MIN_W, MIN_H = 40, 6
