@@ -370,3 +370,59 @@ def test_damaged_chunk_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "chunk 1: frames do not decompress" in err
     assert not os.path.exists(tmp_path / "c")
+
+
+def test_html_with_script_and_comment_openers_in_files_still_plays(tmp_path):
+    """File text such as `<!--<script>` or `</script>` cannot end the data element or open
+    another inside it: the page plays in Chromium and shows that text as text."""
+    chromium()
+    hostile = ["<!--<script>alert(1)", "</script><script>x", "a & b > c \u2028 \u2029 end"]
+    frames = np.full((3, ROWS, COLS), 32, dtype=np.uint32)
+    for t in range(3):
+        for y, text in enumerate(hostile[: t + 1]):
+            frames[t, y, : len(text)] = [ord(c) for c in text]
+    sid = write_one_session_dataset(str(tmp_path), "h", [(3, *encode_chunk(frames))], "<!--<s>")
+    out = tmp_path / "h.html"
+    argv = ["export", str(tmp_path), "--session", sid, "--format", "html", "-o", str(out)]
+    assert cli.main(argv) == 0
+    page = out.read_text()
+    data = page.split('<script id="data" type="application/json">', 1)[1].split("</script>")[0]
+    assert not set("<>&\u2028\u2029") & set(data)
+    screen, status, _ = dom_state(browse(out, "frame=2", "--dump-dom"))
+    assert [row.rstrip() for row in screen[:3]] == hostile
+    assert "frame 2/3" in status and "file <!--<s>" in status
+
+
+def test_export_to_an_existing_directory_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    sid = synthetic_session(tmp_path, 10)
+    target = tmp_path / "out"
+    target.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for fmt in ("cast", "html", "png"):
+        argv = ["export", str(tmp_path), "--session", sid, "--format", fmt, "-o", str(target)]
+        assert cli.main(argv) == 2, fmt
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("ghframes: error: "), (fmt, err)
+        assert "is a directory" in err.lower() or "no monospace font" in err, (fmt, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert list(target.iterdir()) == []
+
+
+def test_control_characters_in_a_shard_are_not_written_to_a_cast(tmp_path):
+    """A shard is a file: cells holding ESC, BEL or C1 CSI are drawn as U+FFFD, so the cast's
+    output events hold only the escape sequences the exporter writes itself."""
+    import re
+
+    frames = np.full((2, ROWS, COLS), 32, dtype=np.uint32)
+    for t, text in enumerate(["\x1b]0;pwned\x07", "\x9b2J\x1b]52;c;eA==\x07 \ud800"]):
+        frames[t, 0, : len(text)] = [ord(c) for c in text]
+    sid = write_one_session_dataset(str(tmp_path), "c", [(2, *encode_chunk(frames))])
+    out = tmp_path / "c.cast"
+    argv = ["export", str(tmp_path), "--session", sid, "--format", "cast", "-o", str(out)]
+    assert cli.main(argv) == 0
+    _, events = read_cast(out)
+    for _, kind, data in events:
+        ours = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", data)
+        assert kind != "o" or all(c.isprintable() or c == "\ufffd" for c in ours), data
+    drawn = [data for _, kind, data in events if kind == "o"]
+    assert "\ufffd]0;pwned\ufffd" in drawn[0] and "\ufffd2J" in drawn[1]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from conftest import crawl
 from fakegithub import T0, Reply, Seen, Sleeper, client_for, paginated, repo_obj, serve
 from ghframes.crawl.github import GitHubClient, RepoInfo
 from ghframes.errors import GhframesError
@@ -91,9 +92,75 @@ def test_link_to_another_host_is_not_followed(github):
             [repo_obj("acme/a")],
             {"Link": f'<{elsewhere.url}/orgs/acme/repos?page=2>; rel="next"'},
         )
-        with pytest.raises(GhframesError, match="linked to another host; not following it"):
+        with pytest.raises(GhframesError, match="linked its next page to another host or scheme"):
             list(client_for(github, token=TOKEN).org_repos("acme"))
         assert elsewhere.seen == []
+
+
+def test_link_to_the_same_host_over_another_scheme_is_not_followed(github):
+    github.routes["/orgs/acme/repos"] = lambda seen: Reply(
+        200, [], {"Link": f'<{github.url.replace("http:", "https:")}/x?page=2>; rel="next"'}
+    )
+    with pytest.raises(GhframesError, match=r"another host or scheme \(https://127\.0\.0\.1:"):
+        list(client_for(github, token=TOKEN).org_repos("acme"))
+    assert len(github.seen) == 1
+
+
+def test_link_to_another_host_carrying_the_token_is_one_line_without_it(github, tmp_path, capsys):
+    with serve() as elsewhere:
+        far = elsewhere.url.replace("127.0.0.1", "localhost")  # another host, not just a port
+        github.routes["/orgs/acme/repos"] = lambda seen: Reply(
+            200,
+            [repo_obj("acme/a")],
+            {"Link": f'<{far}/{TOKEN}/orgs?page=2&x={TOKEN}&api_key=k1>; rel="next"'},
+        )
+        argv = ["--org", "acme", "--out", str(tmp_path / "d"), "--api-url", github.url]
+        assert crawl(*argv, env={"GITHUB_TOKEN": TOKEN}) == 2
+        assert elsewhere.seen == []
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "linked its next page to another host or scheme" in err
+    assert f"http://localhost:{far.split(':')[2].split('/')[0]}" in err
+    assert TOKEN not in out + err and "k1" not in out + err
+
+
+def test_same_host_link_with_credentials_is_followed_but_never_cached(github, tmp_path):
+    """A proxy that writes credentials into its `Link`s: the pages are read, and no cache file
+    holds the token or a credential-like parameter (those pages are not cached at all)."""
+
+    def route(seen: Seen) -> Reply:
+        page = int(seen.query.get("page", 1))
+        headers = {"ETag": f'"p{page}"'}
+        if page == 1:
+            nxt = github.link("/orgs/acme/repos", {"page": 2, "access_token": "s3cr3t"})
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        elif page == 2:
+            nxt = github.link("/orgs/acme/repos", {"page": 3, "q": TOKEN})
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        return Reply(200, [repo_obj(f"acme/r{page}")], headers)
+
+    github.routes["/orgs/acme/repos"] = route
+    cache = tmp_path / "cache"
+    names = [
+        r.full_name for r in client_for(github, token=TOKEN, cache_dir=cache).org_repos("acme")
+    ]
+    assert names == ["acme/r1", "acme/r2", "acme/r3"]
+    files = [f.read_text() for f in cache.iterdir()]
+    assert len(files) == 1 and '"acme/r3"' in files[0]  # the last page links nowhere
+    for text in files:
+        assert TOKEN not in text and "s3cr3t" not in text and "access_token" not in text
+
+
+def test_credential_like_parameters_are_left_out_of_errors(github):
+    github.routes["/orgs/acme/repos"] = lambda seen: Reply(
+        200,
+        [],
+        {"Link": f'<{github.link("/orgs/acme/next", {"api_key": "k1", "sig": "s1"})}>; rel="next"'},
+    )
+    github.routes["/orgs/acme/next"] = lambda seen: Reply(400, {"message": "bad"})
+    with pytest.raises(GhframesError) as err:
+        list(client_for(github).org_repos("acme"))
+    assert "api_key=***" in str(err.value) and "sig=***" in str(err.value)
+    assert "k1" not in str(err.value) and "s1" not in str(err.value)
 
 
 def test_missing_repository_is_a_clear_error(github):

@@ -17,6 +17,7 @@ from ghframes.crawl.sources import (
 )
 from ghframes.errors import GhframesError
 from ghframes.store.shards import filesystem
+from ghframes.text import shown
 
 
 def check_writable(data: str) -> None:
@@ -66,7 +67,7 @@ def _github_sources(
         limit=args.limit,
     )
     for reason, n in sorted(filtered.items()):
-        print(f"discovery: skipped {n} repositories ({reason})", file=sys.stderr)
+        print(f"discovery: skipped {n} repositories ({shown(reason)})", file=sys.stderr)
     out = []
     for info in infos + found:
         owner, name = info.full_name.split("/")
@@ -118,9 +119,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             )
         elif e.get("stale"):
             line += " kept from an earlier run"
-        print(line)
+        print(shown(line))  # names, folders and errors come from repositories and servers
     failed = [e for e in entries if e["status"] == "failed"]
     for e in failed:
-        print(f"ghframes: error: {e['error']}", file=sys.stderr)
-    print(f"crawled {len(entries) - len(failed)}/{len(entries)} repositories into {args.out}/edits")
+        print(f"ghframes: error: {shown(e['error'])}", file=sys.stderr)
+    done = len(entries) - len(failed)
+    print(shown(f"crawled {done}/{len(entries)} repositories into {args.out}/edits"))
     return 1 if failed else 0

@@ -176,11 +176,12 @@ def discover(
     """Repositories found by `queries`, then `orgs`, then `users`, filtered and deduplicated.
 
     Returns them in order of discovery (first listing wins, names compared case-insensitively)
-    and a count of listings left out by reason: `"duplicate"`, `"fork"`, `"archived"`,
-    `"license"` (not in the SPDX allow-list `licenses`, compared case-insensitively; with an
-    allow-list, a repository without a license is left out too). Each listing counts once,
-    under the first reason that applies, in that order. Listing stops once `limit`
-    repositories are kept.
+    and a count of listings left out by reason: `"invalid name"` (a server's answer that
+    `RepoInfo.problem` rejects: never used, printed or remembered),
+    `"duplicate"`, `"fork"`, `"archived"`, `"license"` (not in the SPDX allow-list `licenses`,
+    compared case-insensitively; with an allow-list, a repository without a license is left
+    out too). Each listing counts once, under the first reason that applies, in that order.
+    Listing stops once `limit` repositories are kept.
     """
     if limit is not None and limit < 0:
         raise GhframesError(f"--limit {limit}: must be 0 or more")
@@ -198,6 +199,9 @@ def discover(
     ]
     for listing in listings:
         for repo in listing:
+            if problem := repo.problem():
+                skipped[problem] += 1
+                continue
             reason = _skip_reason(repo, seen, allowed, include_forks, include_archived)
             seen.add(repo.full_name.lower())
             if reason:

@@ -6,8 +6,11 @@ waits out rate limits within a bound, retries server errors and dropped connecti
 urllib3's `Retry`, and keeps an on-disk ETag cache so that a re-run costs no quota for pages
 that did not change. What to list, and what to leave out, is `ghframes.crawl.discover`'s job.
 
-The token is sent only in the `Authorization` header of requests to the API's own host. It
-never enters a URL, a cache key or file, a log message or an exception.
+The token is sent only in the `Authorization` header of requests to the API's own host, and
+pagination is never followed to another host or scheme. It never enters a URL, a cache key or
+file, a log message or an exception; nor do credential-like query parameters (`*token*`,
+`*secret*`, `*key*`, `*sig*`, `*auth*`, …) or a URL's user and password: messages show them
+as `***`, and a page whose `Link` carries them is not cached.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
 import pyarrow.fs as pafs
 import requests
@@ -46,7 +50,15 @@ SECONDARY_LIMIT_WAIT_S = 60.0
 # A server that keeps answering "rate limited" must not hold a crawl forever.
 MAX_RATE_LIMIT_WAITS = 8
 
-_SECRET_PARAMS = {"access_token", "client_secret", "token"}
+# Query parameters whose values are credentials, or may be: left out of messages and caches.
+_SECRET_PARAM = re.compile(r"token|secret|passw|pwd|key|sig|auth|credential|session|jwt", re.I)
+# `NAME=VALUE` with a credential-like NAME, and `scheme://USER[:PASSWORD]@`, in free text.
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)([\w.-]*(?:token|secret|passw|pwd|key|sig|auth|credential|session|jwt)[\w.-]*=)"
+    r"[^&\s#;,)'\"]+|(?<=://)[^/\s@]+@"
+)
+# What a repository's `full_name` from the API must look like before it is used or printed.
+FULL_NAME_RE = re.compile(r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+")
 
 
 # --- repository metadata ----------------------------------------------------------------------
@@ -85,6 +97,17 @@ class RepoInfo:
         except KeyError as exc:
             name = obj.get("full_name", "repository object")
             raise GhframesError(f"{name}: GitHub API answer lacks {exc.args[0]!r}") from None
+
+    def problem(self) -> str | None:
+        """Why this answer cannot be crawled ("invalid name"), or None.
+
+        A server's `full_name` names folders and rows and is printed: it must be `OWNER/NAME`
+        of letters, digits, `.`, `_` and `-` (`FULL_NAME_RE`), neither part `.` or `..`.
+        """
+        parts = self.full_name.split("/")
+        if not FULL_NAME_RE.fullmatch(self.full_name) or {".", ".."} & set(parts):
+            return "invalid name"
+        return None
 
     def metadata(self) -> dict[str, Any]:
         """The fields as a JSON-able dict, for manifests and edit shards."""
@@ -127,9 +150,24 @@ def _display_url(url: str) -> str:
     """`url`'s path and decoded query for messages, with credentials of any kind left out."""
     parts = urlsplit(url)
     query = "&".join(
-        f"{k}={'***' if k.lower() in _SECRET_PARAMS else v}" for k, v in parse_qsl(parts.query)
+        f"{k}={'***' if _SECRET_PARAM.search(k) else v}" for k, v in parse_qsl(parts.query)
     )
     return parts.path + (f"?{query}" if query else "")
+
+
+def _origin_of(parts: SplitResult) -> str:
+    """`scheme://host[:port]` of a split URL, without any user or password."""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+
+
+def _has_credentials(url: str) -> bool:
+    """Whether `url` carries a user, a password or a credential-like query parameter."""
+    parts = urlsplit(url)
+    return "@" in parts.netloc or any(_SECRET_PARAM.search(k) for k, _ in parse_qsl(parts.query))
 
 
 class GitHubClient:
@@ -159,6 +197,7 @@ class GitHubClient:
             raise GhframesError(f"{api_url!r}: not an API URL (expected https://HOST[/api/v3])")
         self.api_url = api_url.rstrip("/")
         self.host = parts.netloc
+        self._origin = (parts.scheme, parts.netloc)
         self.cache_dir = None if cache_dir is None else os.path.abspath(cache_dir)
         self.max_wait = max_wait
         self.timeout = timeout
@@ -204,7 +243,13 @@ class GitHubClient:
         """The repository `owner/name`; `GhframesError` if it does not exist."""
         url = self._url(f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}")
         page = self._get(url, not_found=f"{owner}/{name}: no such repository on {self.host}")
-        return RepoInfo.from_api(page.body)
+        info = RepoInfo.from_api(page.body)
+        if problem := info.problem():
+            raise self._error(
+                f"{owner}/{name}: GitHub API at {self.host} answered a repository with an "
+                f"{problem} ({info.full_name!r}, {info.clone_url!r}); not crawling it"
+            )
+        return info
 
     def org_repos(self, org: str) -> Iterator[RepoInfo]:
         """Every repository of organisation `org` that the token can see, in GitHub's order."""
@@ -252,11 +297,14 @@ class GitHubClient:
         """The body of `page` and of every page after it, following `Link: rel="next"`."""
         yield page.body
         while page.next_url:
-            # The token goes with every request: a link to another host must not receive it.
-            if urlsplit(page.next_url).netloc != self.host:
-                raise GhframesError(
-                    f"{_display_url(page.next_url)}: GitHub API at {self.host} linked to "
-                    "another host; not following it"
+            # The token goes with every request: a link to another host (or to this one over
+            # another scheme) must not receive it. The link itself is not quoted: it may carry
+            # the token, or anything else, in its host, path or query.
+            nxt = urlsplit(page.next_url)
+            if (nxt.scheme, nxt.netloc) != self._origin:
+                raise self._error(
+                    f"GitHub API at {self.host} linked its next page to another host or scheme "
+                    f"({_origin_of(nxt)}); not following it"
                 )
             page = self._get(page.next_url)
             yield page.body
@@ -315,8 +363,8 @@ class GitHubClient:
             link = response.headers.get("Link")
             etag = response.headers.get("ETag")
             if cache_path and etag:
-                entry = {"url": where, "etag": etag, "link": link, "body": body}
-                write_json_atomic(self._fs, cache_path, entry)
+                entry = {"url": self._redact(where), "etag": etag, "link": link, "body": body}
+                self._write_cache(cache_path, entry)
             return _Page(body, _next_link(link))
         raise self._error(self._status_message(response, where, not_found))
 
@@ -364,10 +412,14 @@ class GitHubClient:
             ) from None
 
     def _error(self, message: str) -> GhframesError:
+        return GhframesError(self._redact(message))
+
+    def _redact(self, text: str) -> str:
+        """`text` without the token, credential-like `NAME=VALUE` pairs or URL user info."""
         # GitHub never echoes a token, but a proxy in front of an Enterprise server might.
         if self._token:
-            message = message.replace(self._token, "***")
-        return GhframesError(message)
+            text = text.replace(self._token, "***")
+        return _SECRET_IN_TEXT.sub(lambda m: f"{m[1]}***" if m[1] else "***@", text)
 
     # ETag cache.
 
@@ -377,6 +429,21 @@ class GitHubClient:
             return None
         key = hashlib.sha256(f"{url}\n{ACCEPT}".encode()).hexdigest()
         return f"{self.cache_dir}/{key}.json"
+
+    def _write_cache(self, path: str, entry: dict[str, Any]) -> None:
+        """Keep `entry` unless it would put a credential on disk (that page is then not cached).
+
+        A `Link` is kept as sent, since a 304 answer needs it, so a link carrying credentials
+        (or an answer quoting the token anywhere) is never written; it costs a full request
+        next time instead.
+        """
+        text = json.dumps(entry)
+        link = entry.get("link") or ""
+        links = [u for u in re.findall(r"<([^>]*)>", link) if _has_credentials(u)]
+        if links or (self._token and self._token in text) or _SECRET_IN_TEXT.search(link):
+            log.info("%s: not cached (the answer carries credentials)", entry["url"])
+            return
+        write_json_atomic(self._fs, path, entry)
 
     def _read_cache(self, path: str | None) -> dict[str, Any] | None:
         if path is None:

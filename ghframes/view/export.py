@@ -4,7 +4,7 @@
   later event rewrites only the cells that changed, then places the cursor. Feeding the output
   events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are spaced by
   `--cps` keystrokes per second; a marker ("m") event opens every commit, labelled with its
-  message.
+  message. Players print labels and the title raw, so both are escaped (ghframes.text.shown).
 - html: one self-contained file with a player (ghframes.view.player_html).
 - png: one frame (`--frame N`) drawn with a monospace font.
 
@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import numpy as np
 from ghframes.errors import GhframesError
 from ghframes.store.chunks import LazySession, open_lazy
 from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
+from ghframes.text import shown
 
 
 def frame_range(session: LazySession, start: int | None, stop: int | None) -> tuple[int, int]:
@@ -36,9 +38,14 @@ def frame_range(session: LazySession, start: int | None, stop: int | None) -> tu
     return start, stop
 
 
+# A rendered frame never holds a control character (the editor draws them as `^X`), but a
+# shard is a file: a cell a terminal would act on, or a lone surrogate, is written as U+FFFD.
+_INERT = {c: "\ufffd" for c in [*range(1, 0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000)]}
+
+
 def _cells(row: np.ndarray, a: int, b: int) -> str:
     """Text drawing cells [a, b) of a row (wide characters once, their stubs dropped)."""
-    return "".join(chr(c) for c in row[a:b].tolist() if c != WIDE_STUB)
+    return "".join(chr(c) for c in row[a:b].tolist() if c != WIDE_STUB).translate(_INERT)
 
 
 def _span(old: np.ndarray, new: np.ndarray) -> tuple[int, int] | None:
@@ -86,7 +93,7 @@ def cast_events(session: LazySession, start: int, stop: int, cps: float) -> Iter
         time = round((t - start) / cps, 6)
         commit = marks.get(t)
         if commit is not None:
-            yield [time, "m", commit.message or f"commit {commit.id[:10]}"]
+            yield [time, "m", shown(commit.message or f"commit {commit.id[:10]}")]
         frame = session.frame(t)
         cursor = session.cursor[t]
         data = full_draw(frame, cursor) if prev is None else diff_draw(prev, frame, cursor)
@@ -99,7 +106,7 @@ def write_cast(session: LazySession, path: str, start: int, stop: int, cps: floa
         "version": 2,
         "width": COLS,
         "height": ROWS,
-        "title": f"{session.repo}: session {session.id} frames {start}..{stop - 1}",
+        "title": shown(f"{session.repo}: session {session.id} frames {start}..{stop - 1}"),
         "env": {"TERM": "xterm-256color", "SHELL": "/bin/sh"},
     }
     with _atomic(path, "w") as out:
@@ -169,6 +176,8 @@ class _atomic:
         self.mode = mode
 
     def __enter__(self):
+        if os.path.isdir(self.path):
+            raise GhframesError(f"{self.path}: is a directory; give -o a file name")
         try:
             self.file = open(
                 self.tmp, self.mode, encoding="utf-8" if "b" not in self.mode else None
@@ -178,11 +187,17 @@ class _atomic:
         return self.file
 
     def __exit__(self, kind, value, tb):
-        self.file.close()
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
+        try:
+            self.file.close()
+            if kind is None:
+                os.replace(self.tmp, self.path)
+        except OSError as exc:  # a full disk, or `path` made a directory meanwhile
+            kind = type(exc)
+            raise GhframesError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if kind is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.tmp)
         return False
 
 

@@ -1,6 +1,7 @@
 """`export --format html`: one self-contained HTML file that plays a session in a browser.
 
-The page embeds the frames as JSON: a keyframe (all 48 rows) every KEYFRAME frames and, for
+The page embeds the frames as JSON (`script_json`: no file content can end or open an HTML
+element in it): a keyframe (all 48 rows) every KEYFRAME frames and, for
 the other frames, the changed cell ranges of each row (`[row, first col, cells]`, one character
 per cell, "\\u0000" for the right half of a wide character). The player rebuilds any frame
 from its keyframe, so seeking is instant. Nothing is loaded from elsewhere.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import numpy as np
 
@@ -65,11 +67,27 @@ def player_data(session: LazySession, start: int, stop: int, cps: float) -> dict
     }
 
 
+# Characters that could end the data element or open another inside it (`</script`, `<!--`,
+# `<script`), plus `&` and `>` for good measure, written as JSON escapes of themselves.
+_SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&"}
+
+
+def script_json(value) -> str:
+    """`value` as JSON that is inert inside `<script type="application/json">`.
+
+    No file's content can end the element or open another inside it (a `<!--<script>` would
+    otherwise swallow the player's script): `<`, `>` and `&` are written as `\\u003c`,
+    `\\u003e`, `\\u0026`, and everything past ASCII (U+2028 and U+2029 included) as `\\uXXXX`.
+    `JSON.parse` reads them back as the same characters; only strings can hold them in JSON.
+    """
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).translate(_SCRIPT_UNSAFE)
+
+
 def write_html(session: LazySession, path: str, start: int, stop: int, cps: float, atomic) -> None:
-    data = json.dumps(player_data(session, start, stop, cps), separators=(",", ":"))
-    data = data.replace("</", "<\\/")  # never close the script element early
+    data = script_json(player_data(session, start, stop, cps))
     title = html.escape(f"{session.repo}: {session.id}")
-    page = PAGE.replace("__TITLE__", title).replace("__DATA__", data)
+    # One pass, so that a title holding "__DATA__" stays a title.
+    page = re.sub("__TITLE__|__DATA__", lambda m: title if m[0] == "__TITLE__" else data, PAGE)
     with atomic(path, "w") as out:
         out.write(page)
 
