@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ghframes.errors import GhframesError
 from ghframes.store import schema, shards
+from ghframes.text import shown
 
 
 def edits_stats(data: str) -> dict:
@@ -18,18 +19,11 @@ def edits_stats(data: str) -> dict:
     (counted in the totals) to the number of commits those rows cover.
     """
     fs, root = shards.filesystem(data)
-    manifest = shards.read_json(fs, f"{root}/edits/{shards.MANIFEST}")
+    manifest = shards.read_manifest(fs, f"{root}/edits/{shards.MANIFEST}", schema.load("edits"))
     if manifest is None:
         raise GhframesError(
             f"{data}: no edits manifest (run `ghframes crawl … --out {data}` first)"
         )
-    schema.load("edits").check(
-        {
-            schema.TABLE_KEY: manifest.get("table", "").encode(),
-            schema.VERSION_KEY: manifest.get("version", "").encode(),
-        },
-        f"{data}/edits/{shards.MANIFEST}",
-    )
     repos = manifest["repos"].values()
     by_status = Counter(e["status"] for e in repos)
     skipped = Counter()
@@ -81,5 +75,6 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         print(json.dumps(stats, indent=1, sort_keys=True))
     else:
         for section, values in stats.items():
-            print("\n".join(_lines(section, values)))
+            # Sources and errors come from repositories and servers; JSON escapes by itself.
+            print("\n".join(shown(line) for line in _lines(section, values)))
     return 0

@@ -286,7 +286,8 @@ def crawl(
     """Crawl `sources` into DATA/edits and return the manifest written last."""
     fs, edits = _edits_dir(data)
     list(shards.remove_stale_temporaries(fs, edits))
-    previous = shards.read_json(fs, f"{edits}/{shards.MANIFEST}") or {}
+    # A manifest this ghframes cannot read is refused, not overwritten.
+    previous = shards.read_manifest(fs, f"{edits}/{shards.MANIFEST}", schema.load(EDITS)) or {}
     # Roots mined by earlier runs keep their owner, so a fork crawled later is not mined again.
     owner_of_root = {
         e["root"]: e["key"]

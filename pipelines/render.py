@@ -193,10 +193,12 @@ def render_dataset(
     the shards it does not list are deleted; its `removed` says how many and their bytes.
     """
     fs, root = shards.filesystem(data)
-    edits_manifest = shards.read_json(fs, f"{root}/{EDITS_DIR}/{shards.MANIFEST}")
+    # Checked as stats checks it (table, version, shape) before any task starts.
+    edits_manifest = shards.read_manifest(
+        fs, f"{root}/{EDITS_DIR}/{shards.MANIFEST}", schema.load("edits")
+    )
     if edits_manifest is None:
         raise GhframesError(f"{data}: no edits (run `ghframes crawl ... --out {data}` first)")
-    schema.load("edits")  # the edits table definition must load before any task starts
     frames_root = f"{root}/{FRAMES_DIR}"
     for _ in shards.remove_stale_temporaries(fs, frames_root):
         pass

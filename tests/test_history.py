@@ -182,3 +182,18 @@ def test_mine_reports_its_progress_in_commits(make_repo):
     rows, stats = mine_all(r.path, on_commits=reported.append)
     assert stats.commits == 150 and len(rows) == 150
     assert reported == [history.PROGRESS_EVERY] * (149 // history.PROGRESS_EVERY)
+
+
+def test_a_path_that_is_not_utf8_is_one_counted_skip_and_the_rest_is_mined(make_repo):
+    r = make_repo()
+    c1 = r.commit("add", {"a.txt": "one\n"})
+    (r.path / "caf\xe9.txt".encode("latin-1").decode("utf-8", "surrogateescape")).write_text("x\n")
+    c2 = r.commit("latin-1 name", {"a.txt": "two\n"})
+    c3 = r.commit("edit", {"a.txt": "three\n"})
+    rows, stats = mine_all(r.path)
+    assert [(row["commit"], row["path"]) for row in rows] == [
+        (c1, "a.txt"),
+        (c2, "a.txt"),
+        (c3, "a.txt"),
+    ]
+    assert stats.commits == 3 and stats.skipped == {"path_not_utf8": 1}

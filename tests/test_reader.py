@@ -5,6 +5,7 @@ same message, naming the shard and the chunk."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +48,7 @@ def rewrite(path: str, change) -> None:
     file = pq.ParquetFile(path)
     columns = change(file.read().to_pydict())
     footer = {SESSION_KEY: shards.footer_value(file, SESSION_KEY)}
-    fs, _ = shards.filesystem(path)
+    fs, _ = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
     table = pa.table(columns)
     shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
 
@@ -75,7 +76,7 @@ def errors(data, sid: str) -> list[str]:
 
 def test_a_sound_shard_reads_the_same_whole_and_by_row_group(tmp_path):
     sid, path = write(tmp_path, [256] * 17 + [5])  # 3 row groups
-    fs, _ = shards.filesystem(path)
+    fs, _ = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
     shard = FrameShard(fs, path)
     whole = shard.read()
     parts = list(shard.groups())
@@ -121,7 +122,7 @@ def test_frames_that_do_not_add_up_to_the_session(tmp_path):
     sid, path = write(tmp_path)
     file = pq.ParquetFile(path)
     description = json.loads(shards.footer_value(file, SESSION_KEY))
-    fs, _ = shards.filesystem(path)
+    fs, _ = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
     footer = {SESSION_KEY: json.dumps(dict(description, num_frames=700))}
     table = file.read().replace_schema_metadata(None)
     shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
@@ -160,3 +161,60 @@ def test_verify_streams_row_groups(tmp_path, monkeypatch):
     dataset = open_dataset(str(tmp_path))
     (info,) = dataset.sessions()
     assert verify_session(dataset, info, EDITS) == []
+
+
+@pytest.mark.parametrize(
+    "footer, said",
+    [
+        ('{"repo": "s", "num_fr', "damaged session description in the footer (Unterminated"),
+        ("[1, 2]", "damaged session description in the footer (no 'repo' of the right type)"),
+        ('{"repo": "s"}', "damaged session description in the footer (no 'num_frames'"),
+    ],
+)
+def test_a_damaged_session_description_is_refused_by_every_reader(tmp_path, footer, said):
+    sid, path = write(tmp_path)
+    file = pq.ParquetFile(path)
+    fs, _ = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
+    table = file.read().replace_schema_metadata(None)
+    shards.write_table(
+        fs, path, table, frames_schema(), row_group_size=8, footer_metadata={SESSION_KEY: footer}
+    )
+    got = errors(tmp_path, sid)
+    assert all(e.startswith(f"{path}: {said}") for e in got[:3]), got
+
+
+@pytest.mark.parametrize(
+    "payload, said",
+    [
+        (bytes(range(128, 256)), "damaged JSON (not UTF-8 text)"),
+        (b'{"sessions": {', "damaged JSON (Expecting"),
+        (b"[1, 2]", "not a ghframes frames manifest (a JSON array, not an object)"),
+        (b'{"table": "frames", "version": "99.0"}', "frames schema version 99.0 is not supported"),
+        (b'{"table": "frames", "version": "1.0", "repos": {}}', "damaged manifest (no 'sessions')"),
+        (
+            b'{"table": "frames", "version": "1.0", "repos": {}, "sessions": []}',
+            "damaged manifest ('sessions' is a JSON array, not an object)",
+        ),
+        (
+            b'{"table": "frames", "version": "1.0", "repos": {"r": 3}, "sessions": {}}',
+            "damaged manifest (repos['r'] is a JSON number, not an object)",
+        ),
+    ],
+)
+def test_a_damaged_manifest_is_refused_with_its_path(tmp_path, payload, said):
+    (tmp_path / "frames").mkdir()
+    manifest = tmp_path / "frames" / "manifest.json"
+    manifest.write_bytes(payload)
+    with pytest.raises(GhframesError) as err:
+        open_dataset(str(tmp_path))
+    assert str(err.value).startswith(f"{manifest}: {said}"), str(err.value)
+
+
+def test_data_that_is_a_file_or_unreadable_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GhframesError, match=r"file: not a directory$"):
+        open_dataset(str(tmp_path / "file"))
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "manifest.json").mkdir()  # a folder where the manifest should be
+    with pytest.raises(GhframesError, match=r"manifest.json: cannot be read"):
+        open_dataset(str(tmp_path))

@@ -113,6 +113,15 @@ def commits_since(
     return chain if chain and chain[0].parent_ids[:1] == [since] else None
 
 
+def _is_utf8(path: str) -> bool:
+    """Whether a path pygit2 decoded is UTF-8 (it keeps other bytes as lone surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _skip_reason(
     repo: pygit2.Repository, path: str, side: pygit2.DiffFile, max_bytes: int
 ) -> tuple[str | None, str | None]:
@@ -172,7 +181,9 @@ def mine(
             old, new = delta.old_file, delta.new_file
             before = after = None
             reason = None
-            if status != "added":
+            if not (_is_utf8(old.path) and _is_utf8(new.path)):
+                reason = "path_not_utf8"  # no text column can hold it, nor a terminal show it
+            elif status != "added":
                 reason, before = _skip_reason(repo, old.path, old, max_file_bytes)
             if reason is None and status != "deleted":
                 reason, after = _skip_reason(repo, new.path, new, max_file_bytes)

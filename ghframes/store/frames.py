@@ -134,10 +134,10 @@ class Dataset:
         self.data = data
         self.fs, root = shards.filesystem(data)
         self.root = f"{root}/{FRAMES_DIR}"
-        manifest = shards.read_json(self.fs, f"{self.root}/{shards.MANIFEST}")
+        where = f"{self.root}/{shards.MANIFEST}"
+        manifest = shards.read_manifest(self.fs, where, frames_schema())
         if manifest is None:
             raise GhframesError(f"{data}: no rendered frames (run `ghframes render {data}` first)")
-        frames_schema().check_manifest(manifest, f"{self.root}/{shards.MANIFEST}")
         self.manifest = manifest
 
     def sessions(self) -> list[SessionInfo]:

@@ -35,6 +35,8 @@ from ghframes.store.codec import (
 )
 
 SESSION_KEY = "ghframes.session"  # footer key of the session description (schemas/frames.json)
+# The keys of the description that readers index, and their JSON types.
+DESCRIPTION_SHAPE = {"repo": str, "num_frames": int, "commits": list, "changes": list}
 
 
 @functools.cache
@@ -100,10 +102,26 @@ class FrameShard:
     def description(self) -> dict:
         """The session description in the footer (`ghframes.session` in schemas/frames.json)."""
         if self._description is None:
-            raw = shards.footer_value(self.file, SESSION_KEY)
+            try:
+                raw = shards.footer_value(self.file, SESSION_KEY)
+                description = None if raw is None else json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise GhframesError(
+                    f"{self.path}: damaged session description in the footer ({exc})"
+                ) from None
             if raw is None:
                 raise GhframesError(f"{self.path}: shard has no session description")
-            self._description = json.loads(raw)
+            wrong = [
+                key
+                for key, kind in DESCRIPTION_SHAPE.items()
+                if not isinstance(description, dict) or not isinstance(description.get(key), kind)
+            ]
+            if wrong:
+                raise GhframesError(
+                    f"{self.path}: damaged session description in the footer "
+                    f"(no {wrong[0]!r} of the right type)"
+                )
+            self._description = description
         return self._description
 
     def read(self) -> Chunks:

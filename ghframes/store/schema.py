@@ -18,6 +18,9 @@ from ghframes.errors import GhframesError
 # Keys under which every shard records what it is, in its Parquet key-value metadata.
 TABLE_KEY = b"ghframes.table"
 VERSION_KEY = b"ghframes.schema_version"
+# What every reader of a table's manifest indexes: these keys, each an object of objects
+# (repository or session id -> its entry).
+MANIFEST_COLLECTIONS = {"edits": ("repos",), "frames": ("repos", "sessions")}
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,34 @@ class TableSchema:
             )
         self.check_version(metadata.get(VERSION_KEY, b"").decode(), where)
 
-    def check_manifest(self, manifest: dict, where: str) -> None:
-        """Refuse a manifest of another table or of an unknown major version, naming `where`."""
+    def check_manifest(self, manifest: object, where: str) -> None:
+        """Refuse a manifest of another table, of an unknown major version or of another shape
+        (MANIFEST_COLLECTIONS), naming `where`."""
+        if not isinstance(manifest, dict):
+            raise GhframesError(
+                f"{where}: not a ghframes {self.table} manifest (a JSON "
+                f"{_json_kind(manifest)}, not an object)"
+            )
         if manifest.get("table") != self.table:
             raise GhframesError(
                 f"{where}: not a ghframes {self.table} manifest (table={manifest.get('table')})"
             )
         self.check_version(str(manifest.get("version", "")), where)
+        for key in MANIFEST_COLLECTIONS.get(self.table, ()):
+            if key not in manifest:
+                raise GhframesError(f"{where}: damaged manifest (no {key!r})")
+            entries = manifest[key]
+            if not isinstance(entries, dict):
+                raise GhframesError(
+                    f"{where}: damaged manifest ({key!r} is a JSON {_json_kind(entries)}, "
+                    "not an object)"
+                )
+            for name, entry in entries.items():
+                if not isinstance(entry, dict):
+                    raise GhframesError(
+                        f"{where}: damaged manifest ({key}[{name!r}] is a JSON "
+                        f"{_json_kind(entry)}, not an object)"
+                    )
 
     def check_version(self, version: str, where: str) -> None:
         """Refuse data written under another major version of this table's schema."""
@@ -62,6 +86,14 @@ class TableSchema:
                 f"{where}: {self.table} schema version {version or 'none'} is not supported "
                 f"(this ghframes reads {self.major}.x)"
             )
+
+
+def _json_kind(value: object) -> str:
+    """What `value`, decoded from JSON, is, in JSON's words (a missing key: none)."""
+    if value is None:
+        return "null"
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return kinds.get(type(value), "object")
 
 
 def _arrow_type(spec: str) -> pa.DataType:

@@ -33,8 +33,10 @@ def filesystem(data: str) -> tuple[pafs.FileSystem, str]:
             return pafs.FileSystem.from_uri(data)
         except (pa.ArrowInvalid, OSError) as exc:
             raise GhframesError(f"{data}: cannot open as a filesystem URI ({exc})") from None
-    path = data.removeprefix("file://")
-    return pafs.LocalFileSystem(), os.path.abspath(path)
+    path = os.path.abspath(data.removeprefix("file://"))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise GhframesError(f"{data}: not a directory")
+    return pafs.LocalFileSystem(), path
 
 
 def safe_name(identity: str, max_chars: int = 60) -> str:
@@ -69,19 +71,6 @@ def write_bytes_atomic(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
 
 def write_json_atomic(fs: pafs.FileSystem, path: str, obj: object) -> None:
     write_bytes_atomic(fs, path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-
-
-def read_json(fs: pafs.FileSystem, path: str) -> object | None:
-    """The JSON document at `path`, or None if there is none."""
-    try:
-        with fs.open_input_stream(path) as src:
-            payload = src.read()
-    except FileNotFoundError:
-        return None
-    try:
-        return json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise GhframesError(f"{path}: damaged JSON ({exc})") from None
 
 
 def write_table(
@@ -150,6 +139,44 @@ class Retries:
 
 
 NO_RETRIES = Retries()
+
+
+def read_json(fs: pafs.FileSystem, path: str, retries: Retries = NO_RETRIES) -> object | None:
+    """The JSON document at `path`, or None if there is none.
+
+    Anything else that keeps it from being read (storage that cannot be reached, after
+    `retries`; a file where a folder should be; bytes that are not UTF-8 JSON) is a
+    GhframesError naming `path`."""
+
+    def read() -> bytes:
+        with fs.open_input_stream(path) as src:
+            return src.read()
+
+    try:
+        payload = retries(read)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if retries.count:
+            raise retries.error(path, exc) from None
+        raise GhframesError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise GhframesError(f"{path}: damaged JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise GhframesError(f"{path}: damaged JSON ({exc})") from None
+
+
+def read_manifest(
+    fs: pafs.FileSystem, path: str, table: TableSchema, retries: Retries = NO_RETRIES
+) -> dict | None:
+    """The manifest of `table` at `path`, its table, version and shape checked
+    (`TableSchema.check_manifest`), or None if there is none."""
+    manifest = read_json(fs, path, retries)
+    if manifest is not None:
+        table.check_manifest(manifest, path)
+    return manifest
 
 
 def footer_value(shard: pq.ParquetFile, key: str) -> str | None:
