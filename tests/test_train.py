@@ -213,6 +213,16 @@ def test_split_by_flag():
         ([], {"GHFRAMES_TRAIN_LR_MUON": "fast"}, "environment GHFRAMES_TRAIN_LR_MUON: train setting lr_muon must be a number, got 'fast'"),
         ([], {"GHFRAMES_TRAIN_STPES": "3"}, "environment GHFRAMES_TRAIN_STPES: unknown train setting 'stpes'; valid: "),
         ([], {"GHFRAMES_MODEL_ACTION_VOCAB": "99"}, "environment GHFRAMES_MODEL_ACTION_VOCAB: model setting action_vocab comes from the data (the loader); it cannot be set"),
+        (["--lr-muon", "nan"], {}, "train config: lr_muon must be a finite number, got nan"),
+        (["--lr-adamw", "inf"], {}, "train config: lr_adamw must be a finite number, got inf"),
+        (["--grad-clip", "nan"], {}, "train config: grad_clip must be a finite number (0: no clipping), got nan"),
+        (["--grad-clip=-inf"], {}, "train config: grad_clip must be a finite number (0: no clipping), got -inf"),
+        (["--min-lr-ratio", "nan"], {}, "train config: min_lr_ratio must be a finite number, got nan"),
+        ([], {"GHFRAMES_TRAIN_WEIGHT_DECAY": "NaN"}, "train config: weight_decay must be a finite number, got nan"),
+        (["--muon-weight-decay", "-0.1"], {}, "train config: muon_weight_decay must be >= 0, got -0.1"),
+        (["--beta1", "1"], {}, "train config: beta1 must lie in [0, 1), got 1.0"),
+        (["--beta2", "inf"], {}, "train config: beta2 must be a finite number, got inf"),
+        (["--min-lr-ratio", "1.5"], {}, "train config: min_lr_ratio must lie in [0, 1], got 1.5"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_value(argv, env, message, capsys, tmp_path):
@@ -220,6 +230,35 @@ def test_config_errors_name_the_value(argv, env, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith(f"train: error: {message}"), err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_every_number_setting_refuses_nan_and_inf():
+    """No float field escapes the finiteness check (a new one would otherwise take nan)."""
+    numbers = [f.name for f in dataclasses.fields(TrainConfig) if f.type in (float, "float")]
+    assert len(numbers) == 8
+    for name in numbers:
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(GhframesError, match=f"^train config: {name} must be a finite"):
+                TrainConfig(**{name: bad})
+
+
+def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("kept")
+    assert refuse(afile, capsys) == f"train: error: --out {afile}: exists and is not a directory"
+    assert afile.read_text() == "kept"
+    below = afile / "run"
+    assert refuse(below, capsys) == (
+        f"train: error: --out {below}: cannot write the output directory (Not a directory)"
+    )
+    if Path("/proc/self").exists():
+        assert refuse(Path("/proc/x"), capsys) == (
+            "train: error: --out /proc/x: cannot write the output directory (No such file or "
+            "directory)"
+        )
+        assert refuse(Path("/proc"), capsys).startswith(
+            "train: error: --out /proc: cannot write the output directory ("
+        )
 
 
 def test_config_file_errors(tmp_path, capsys):

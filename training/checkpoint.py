@@ -10,13 +10,20 @@ OUT/checkpoint.pt is one `torch.save`d dict:
     action_names   list[str]: action id -> action string (schemas/actions.json)
     step, epoch    optimizer steps taken; the loader's epoch
     loader_state   one entry per process, by rank (see `process_entry`)
+
+It holds only tensors and plain data (dicts, lists, strings, numbers, None), and is read with
+`torch.load(weights_only=True)`: a file whose pickle would build anything else (run code) is
+refused before any of it runs. `load(path)` (also `ghframes.training.load`) gives the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -24,7 +31,7 @@ from ghframes.errors import GhframesError
 
 from .config import TrainConfig
 from .lstm import State
-from .model import ModelConfig
+from .model import ActionModel, ModelConfig
 
 CHECKPOINT_FORMAT = "ghframes.training.checkpoint/1"
 
@@ -77,16 +84,110 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: Path) -> dict:
-    """The checkpoint at `path`; one clear error if it cannot be read or is not one of ours."""
+    """The checkpoint at `path`; one clear error if it cannot be read, holds anything but tensors
+    and plain data, or is not one of ours."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise GhframesError(f"{path}: cannot read checkpoint ({err})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # a global, a class, or bytes that are no pickle
+        raise GhframesError(
+            f"{path}: refused: not a checkpoint of tensors and plain data ({_reason(err)})"
+        ) from None
+    except OSError as err:
+        raise GhframesError(f"{path}: cannot read checkpoint ({err.strerror or err})") from None
+    except Exception as err:  # noqa: BLE001 - untrusted bytes: any failure is "not a checkpoint"
+        raise GhframesError(
+            f"{path}: not a ghframes training checkpoint (cannot be unpickled: "
+            f"{type(err).__name__}: {_reason(err)})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise GhframesError(
             f"{path}: not a ghframes training checkpoint (format {CHECKPOINT_FORMAT})"
         )
+    for key, kind in FIELDS.items():
+        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
+            raise GhframesError(
+                f"{path}: damaged checkpoint: {key} is {type(ckpt.get(key)).__name__}, "
+                f"expected {kind.__name__}"
+            )
+    for rank, entry in enumerate(ckpt["loader_state"]):
+        state = entry.get("state", ()) if isinstance(entry, dict) else ()
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("loader"), dict)
+            and isinstance(entry.get("prev_position"), torch.Tensor)
+            and (state is None or _tensor_pair(state))
+        ):
+            raise GhframesError(f"{path}: damaged checkpoint: loader_state of rank {rank}")
     return ckpt
+
+
+def _tensor_pair(value) -> bool:
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and all(isinstance(v, torch.Tensor) for v in value)
+    )
+
+
+# What read_checkpoint requires of each field (the format above).
+FIELDS = {
+    "model": dict,
+    "optimizer": dict,
+    "model_config": dict,
+    "train_config": dict,
+    "action_names": list,
+    "step": int,
+    "epoch": int,
+    "loader_state": list,
+}
+
+
+def _reason(err: Exception) -> str:
+    """torch's paragraph saying why (its message is several paragraphs of advice), on one line."""
+    paragraphs = [p for p in str(err).split("\n\n") if p.strip()]
+    text = paragraphs[-2] if len(paragraphs) > 2 else (paragraphs or [repr(err)])[0]
+    return " ".join(text.split())[:200]
+
+
+class Loaded(NamedTuple):
+    """A checkpoint read back for use: `ghframes.training.load(path)`."""
+
+    model: ActionModel  # eval mode, the checkpoint's weights
+    model_config: ModelConfig
+    train_config: TrainConfig  # the run that wrote it
+    action_names: list[str]  # action id -> action string (schemas/actions.json)
+    step: int  # optimizer steps taken
+
+
+def load(path: str | os.PathLike) -> Loaded:
+    """The model of the checkpoint at `path`, its configs and action vocabulary. Loads only
+    tensors and plain data (weights_only); anything else is refused with one error line."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    model_cfg = _config(ModelConfig, ckpt["model_config"], path)
+    train_cfg = _config(TrainConfig, ckpt["train_config"], path)
+    model = ActionModel(model_cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise GhframesError(
+            f"{path}: weights do not fit the model config ({_reason(err)})"
+        ) from None
+    model.eval()
+    return Loaded(model, model_cfg, train_cfg, [str(a) for a in ckpt["action_names"]], ckpt["step"])
+
+
+def _config(cls, saved: dict, path: Path):
+    """A config dataclass from a checkpoint's plain dict (lists back to tuples; settings this
+    version does not know are left out, ones it added take their defaults)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    try:
+        return cls(**values)
+    except (GhframesError, TypeError) as err:
+        raise GhframesError(f"{path}: {err}") from None
 
 
 def resume_path(cfg: TrainConfig) -> Path | None:

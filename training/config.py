@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -40,9 +41,15 @@ FROM_DATA = ("char_vocab", "action_vocab")  # model settings the trainer takes f
 BPTT_MODES = ("streaming", "plain")
 AMP_MODES = ("auto", "bf16", "off")
 
-# What TrainConfig requires of its fields; --help shows the same (train_help).
+# What TrainConfig requires of its fields; --help shows the same (train_help). Every number
+# (float field) must also be finite: nan passes any comparison and would surface mid-run.
 POSITIVE = ("seq_len", "batch_size", "chunk_len", "steps", "log_every", "eval_batches")
-NON_NEGATIVE = ("stop_at", "warmup_steps", "eval_every", "checkpoint_every", "threads", "grad_clip")
+NON_NEGATIVE = (
+    "stop_at", "warmup_steps", "eval_every", "checkpoint_every", "threads", "grad_clip",
+    "weight_decay", "muon_weight_decay",
+)  # fmt: skip
+ABOVE_ZERO = ("lr_muon", "lr_adamw")  # numbers > 0
+IN_RANGE = {"min_lr_ratio": "[0, 1]", "beta1": "[0, 1)", "beta2": "[0, 1)"}
 CHOICES = {
     "mode": LOADER_MODES,
     "split_by": SPLIT_BY,
@@ -109,8 +116,10 @@ class TrainConfig:
         "initial state)",
         "a number > 0",
     )
-    beta1: float = _setting(0.9, "AdamW's decay of its first moment (beta1)")
-    beta2: float = _setting(0.95, "AdamW's decay of its second moment (beta2)")
+    beta1: float = _setting(0.9, "AdamW's decay of its first moment (beta1)", "a number in [0, 1)")
+    beta2: float = _setting(
+        0.95, "AdamW's decay of its second moment (beta2)", "a number in [0, 1)"
+    )
     weight_decay: float = _setting(
         0.01, "AdamW's weight decay (embeddings and the action head's weight)"
     )
@@ -148,6 +157,13 @@ class TrainConfig:
     plot: bool = _setting(True, "draw OUT/loss.png from the metrics at the end")
 
     def __post_init__(self) -> None:
+        for name, typ in _fields(TrainConfig).items():
+            value = getattr(self, name)
+            if typ is float and not (isinstance(value, int | float) and math.isfinite(value)):
+                hint = " (0: no clipping)" if name == "grad_clip" else ""
+                raise GhframesError(
+                    f"train config: {name} must be a finite number{hint}, got {value!r}"
+                )
         for name in POSITIVE:
             if getattr(self, name) < 1:
                 raise GhframesError(f"train config: {name} must be >= 1, got {getattr(self, name)}")
@@ -159,13 +175,13 @@ class TrainConfig:
                 raise GhframesError(
                     f"train config: unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}"
                 )
-        for name in ("lr_muon", "lr_adamw"):
+        for name in ABOVE_ZERO:
             if getattr(self, name) <= 0:
                 raise GhframesError(f"train config: {name} must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise GhframesError(
-                f"train config: min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}"
-            )
+        for name, interval in IN_RANGE.items():
+            value = getattr(self, name)
+            if not (0 <= value < 1 or interval.endswith("]") and value == 1):
+                raise GhframesError(f"train config: {name} must lie in {interval}, got {value}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise GhframesError(
                 f"train config: unknown device {self.device!r}; valid: cpu, cuda, cuda:N"

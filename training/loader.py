@@ -43,6 +43,8 @@ from .plan import (
     SPLIT_BY,
     SPLITS,
     EpochPlan,
+    check_position,
+    data_key,
     held_out,
     held_out_repos,
     lane_of,
@@ -144,6 +146,13 @@ class FrameStream(torch.utils.data.IterableDataset):
     rank/world_size: default to torch.distributed's when it is initialized, else 0/1. With a
         DataLoader of W workers, worker w makes batches w, w + W, ... (the order is the same for
         any W; iterate with batch_size=None).
+    epochs: iterating again after an epoch has ended starts the next epoch (reshuffled), as
+        mosaicml streaming does, so `for epoch in range(3): for batch in stream:` trains three
+        epochs; `set_epoch(e)` picks epoch e instead. A DataLoader's workers each iterate a copy
+        made when they start: with persistent_workers=True the copies continue with the next
+        epoch too; otherwise call set_epoch before each epoch (as with DistributedSampler).
+    state_dict(): {epoch, batch} and the settings and data it is valid for; load_state_dict
+        refuses a state of other ones and continues exactly (at an epoch's end: the next one).
     skip_bad_shards: a missing, truncated or corrupt shard raises GhframesError naming the shard
         and chunk; with this flag its session is masked out from there on instead and counted in
         `skipped` ({shard path: error}).
@@ -224,6 +233,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         ]
         if not self.split_indices:
             raise GhframesError(f"{source}: no sessions in split {split!r}")
+        self.data_key = data_key([self.sessions[i] for i in self.split_indices])
         self.char_vocab = CHAR_VOCAB
         self.action_names = list(ACTION_NAMES)
         self.epoch = 0
@@ -251,32 +261,21 @@ class FrameStream(torch.utils.data.IterableDataset):
         return max(self.sessions[i].num_frames for i in self.split_indices)
 
     def _settings(self) -> dict:
+        """What a position is valid for: the configuration and the split's data (`data_key`)."""
         return {
-            "seed": self.seed,
-            "mode": self.mode,
-            "split": self.split,
-            "split_by": self.split_by,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "batch_size": self.batch_size,
-            "seq_len": self.seq_len,
-        }
+            "seed": self.seed, "mode": self.mode, "split": self.split, "split_by": self.split_by,
+            "rank": self.rank, "world_size": self.world_size, "batch_size": self.batch_size,
+            "seq_len": self.seq_len, "pad_short": self.pad_short, "data": self.data_key,
+        }  # fmt: skip
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, **self._settings()}
 
     def load_state_dict(self, state: dict) -> None:
-        state = {"split_by": "session", **state}  # states from before split_by: by session
-        mine = self._settings()
-        diff = [
-            f"{k} {state[k]!r} (state) vs {v!r}"
-            for k, v in mine.items()
-            if k in state and state[k] != v
-        ]
-        if diff:
-            raise GhframesError("loader state is of another configuration: " + ", ".join(diff))
-        self.set_epoch(int(state["epoch"]))
-        self.batch = int(state["batch"])
+        """Continue from a `state_dict()` (plan.check_position refuses one of other settings)."""
+        where = f"split {self.split!r} of {self.source}"
+        self.set_epoch(check_position(state, self._settings(), where)[0])
+        self.batch = state["batch"]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batch = int(epoch), 0
@@ -292,6 +291,9 @@ class FrameStream(torch.utils.data.IterableDataset):
         if info is not None and self._shared is None and hasattr(os, "memfd_create"):
             self._shared = SharedSlots(self._shapes())
         plan = self._plan()
+        if 0 < plan.num_batches <= self.batch:  # this epoch is over: iterating again is the next
+            self.set_epoch(self.epoch + 1)
+            plan = self._plan()
         while self.batch < plan.num_batches:
             k = self.batch
             self.batch += 1

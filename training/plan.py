@@ -2,15 +2,16 @@
 
 Everything here is a pure function of (session split keys and sizes, seed, epoch, batch size,
 world size), so that any process computes the same plan and a loader's position is a few
-integers (FrameStream.state_dict). Ranks and DataLoader workers then take disjoint parts of one
-plan: rank r fills lanes [r * B, (r + 1) * B) (stream) or row block r of every global batch
-(window); worker w of W makes batches w, w + W, ...
+integers (FrameStream.state_dict, checked by `check_position`). Ranks and DataLoader workers
+then take disjoint parts of one plan: rank r fills lanes [r * B, (r + 1) * B) (stream) or row
+block r of every global batch (window); worker w of W makes batches w, w + W, ...
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -167,3 +168,32 @@ def worker_of(batch: int, workers: int) -> int:
     """The DataLoader worker (of `workers`) that makes batch `batch`: the order of the batches
     is the same for any number of workers."""
     return batch % workers
+
+
+def data_key(sessions: Sequence) -> str:
+    """What a position in the order of `sessions` (each with .key and .num_frames) is valid for:
+    a digest of their split keys and lengths, which stay the same when DATA moves."""
+    listed = [(s.key, s.num_frames) for s in sessions]
+    return hashlib.sha256(json.dumps(listed).encode()).hexdigest()[:16]
+
+
+def check_position(state: dict, settings: dict, data: str) -> tuple[int, int]:
+    """(epoch, batch) of a loader `state` made with `settings`; GhframesError when they differ.
+    A setting the state predates is not checked (before split_by, states split by session)."""
+    state = {"split_by": "session", **state}
+    diff = [
+        f"{k} {state[k]!r} (state) vs {v!r}"
+        for k, v in settings.items()
+        if k in state and state[k] != v and k != "data"
+    ]
+    if diff:
+        raise GhframesError("loader state is of another configuration: " + ", ".join(diff))
+    if state.get("data", settings["data"]) != settings["data"]:
+        raise GhframesError(
+            f"loader state is of other data: the sessions of {data} are not those it was saved "
+            "on (their keys or lengths differ)"
+        )
+    position = [state.get(k) for k in ("epoch", "batch")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in position):
+        raise GhframesError(f"loader state: epoch and batch must be integers >= 0, got {position}")
+    return position[0], position[1]

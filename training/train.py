@@ -18,8 +18,9 @@ import itertools
 import math
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
     - iteration yielding dicts: frames int [B, T, 48, 160] character ids, actions long [B, T],
       cursor long [B, T, 2] (row, col), reset bool [B, T], mask bool [B, T] (plus session, t);
       `iter()` continues from the current state; StopIteration ends an epoch
-    - state_dict() -> small dict, load_state_dict(dict), set_epoch(int)
+    - state_dict() -> small dict, load_state_dict(dict) (GhframesError when the state is not
+      valid for this source), set_epoch(int), epoch: int (the epoch it is in)
     - char_vocab: int (character ids are < char_vocab), action_names: list[str] (action id ->
       action string of schemas/actions.json), schema_version: str (frames schema of the shards),
       max_seq_len: int | None (longest window the mode can fill; None: any)
@@ -128,6 +130,32 @@ def check_batch(batch: dict, model_cfg: ModelConfig, cfg: TrainConfig, where: st
         raise GhframesError(
             f"{where}: actions hold id {top}, but the action vocabulary has {model_cfg.action_vocab}"
         )
+
+
+def next_batch(source, batches: Iterator[dict], where: str) -> tuple[dict, Iterator[dict]]:
+    """The next batch of `batches`, an iterator of `source`; at the end of an epoch (also a
+    position resumed at the very end of one) the source's next epoch, reshuffled."""
+    for _ in range(2):
+        try:
+            return next(batches), batches
+        except StopIteration:
+            source.set_epoch(source.epoch + 1)
+            batches = iter(source)
+    raise GhframesError(f"{where}: an epoch of the loader holds no batch")
+
+
+def prepare_out(out: Path) -> None:
+    """OUT created and writable, before any training time is spent (nothing in it is touched)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except FileExistsError:
+        raise GhframesError(f"--out {out}: exists and is not a directory") from None
+    except OSError as err:
+        raise GhframesError(
+            f"--out {out}: cannot write the output directory ({err.strerror or err})"
+        ) from None
 
 
 # -- one step -----------------------------------------------------------------------------------
@@ -203,7 +231,7 @@ def train(
     with processes(cfg, os.environ if env is None else env) as procs:
         log = log if procs.main else (lambda _: None)
         out, device = Path(cfg.out), procs.device
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_out(out)
         bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
         amp = torch.bfloat16 if bf16 else None
 
@@ -218,13 +246,15 @@ def train(
         )
         path = resume_path(cfg)
         ckpt = read_checkpoint(path) if path else None
-        step, epoch = 0, 0
+        step = 0
         if ckpt:
             check_checkpoint(ckpt, path, model_cfg, action_names, cfg, procs.world_size)
-            step, epoch = ckpt["step"], ckpt["epoch"]
-            source.load_state_dict(ckpt["loader_state"][procs.rank]["loader"])
-        batches = iter(source)
-        first = next(batches)
+            step = ckpt["step"]
+            try:
+                source.load_state_dict(ckpt["loader_state"][procs.rank]["loader"])
+            except GhframesError as err:
+                raise GhframesError(f"{path}: {err}") from None
+        first, batches = next_batch(source, iter(source), cfg.data)
         check_batch(first, model_cfg, cfg, cfg.data)
         batches = itertools.chain([first], batches)
 
@@ -256,13 +286,7 @@ def train(
         model.train()
         while step < stop:
             # -- one step: batch, learning rate, gradient, update --
-            try:
-                raw = next(batches)
-            except StopIteration:  # end of an epoch: the loader reshuffles for the next one
-                epoch += 1
-                source.set_epoch(epoch)
-                batches = iter(source)
-                raw = next(batches)
+            raw, batches = next_batch(source, batches, cfg.data)
             batch = to_device(raw, device)
             if cfg.mode != "stream":  # every window starts from the initial state
                 state, prev = None, torch.full_like(prev, -1)
@@ -289,7 +313,7 @@ def train(
                     "lr_muon": opt.muon.param_groups[0]["lr"],
                     "lr_adamw": opt.adamw.param_groups[0]["lr"],
                     "grad_norm": round(grad_norm, 5),
-                    "epoch": epoch,
+                    "epoch": source.epoch,
                     "steps_per_s": round(interval_steps / seconds, 4),
                     "timesteps_per_s": round(summary["timesteps"] / seconds, 2),
                     "memory": memory_peaks(meter, device),
@@ -309,7 +333,7 @@ def train(
                         train_cfg=cfg,
                         action_names=action_names,
                         step=step,
-                        epoch=epoch,
+                        epoch=source.epoch,
                         loader_state=every,
                     )
         bar.close()

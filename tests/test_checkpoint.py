@@ -1,0 +1,155 @@
+"""The checkpoint: tensors and plain data only, read with weights_only; a file that would run
+code, or is no checkpoint at all, is refused with one line; `ghframes.training.load`."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from test_train import TINY, quiet, refuse, run_main, small_run
+
+import ghframes.training
+import ghframes.training.train as train_module
+from ghframes.errors import GhframesError
+from ghframes.training.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from ghframes.training.fake_batches import FakeBatches
+from ghframes.training.model import ModelConfig
+from ghframes.training.train import train
+
+REFUSED = "refused: not a checkpoint of tensors and plain data ("
+
+
+class RunsCode:
+    """Unpickled, it runs `touch MARKER`: what a hostile checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def hostile(path, marker, legacy: bool) -> bytes:
+    """A checkpoint whose `format` field would run code when unpickled (torch.save's zip, or a
+    plain pickle as torch.load also reads), written to `path`; returns its bytes."""
+    payload = {"format": RunsCode(marker), "step": 1}
+    if legacy:
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "pickle"])
+@pytest.mark.parametrize("resume", ["path", "auto"])
+def test_a_checkpoint_that_would_run_code_is_refused_before_it_runs(
+    tmp_path, capsys, resume, legacy
+):
+    marker = tmp_path / "code-ran"
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / "checkpoint.pt" if resume == "auto" else tmp_path / "given.pt"
+    written = hostile(path, marker, legacy)
+    err = refuse(out, capsys, "--resume", "auto" if resume == "auto" else str(path))
+    assert err.startswith(f"train: error: {path}: {REFUSED}"), err
+    assert not marker.exists()
+    assert path.read_bytes() == written  # nothing already there is lost
+    with pytest.raises(GhframesError, match=REFUSED.replace("(", r"\(")):
+        ghframes.training.load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(7, 250)) * 3, REFUSED),  # random bytes
+        (b"model = 'not a checkpoint'\n", REFUSED),
+        (b"hello world\n", "not a ghframes training checkpoint (cannot be unpickled: KeyError"),
+        (b"", "not a ghframes training checkpoint (cannot be unpickled: EOFError"),
+        (b"PK\x03\x04" + b"\0" * 60, "not a ghframes training checkpoint (cannot be unpickled"),
+    ],
+    ids=["random", "text", "other-text", "empty", "truncated-zip"],
+)
+def test_bytes_that_are_no_checkpoint_are_one_clear_line(tmp_path, capsys, content, message):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    err = refuse(tmp_path, capsys, "--resume", "auto")
+    assert err.startswith(f"train: error: {path}: {message}"), err
+
+
+def test_a_checkpoint_with_damaged_fields_is_one_clear_line(tmp_path, capsys):
+    assert run_main(tmp_path) == 0
+    capsys.readouterr()
+    (tmp_path / "metrics.jsonl").unlink()
+    ckpt = read_checkpoint(tmp_path / "checkpoint.pt")
+    torch.save({**ckpt, "step": "two"}, tmp_path / "checkpoint.pt")
+    assert refuse(tmp_path, capsys, "--resume", "auto") == (
+        f"train: error: {tmp_path / 'checkpoint.pt'}: damaged checkpoint: step is str, expected int"
+    )
+    torch.save({**ckpt, "loader_state": [{"loader": {}}]}, tmp_path / "checkpoint.pt")
+    assert refuse(tmp_path, capsys, "--resume", "auto") == (
+        f"train: error: {tmp_path / 'checkpoint.pt'}: damaged checkpoint: loader_state of rank 0"
+    )
+
+
+def test_the_checkpoint_holds_only_tensors_and_plain_data(tmp_path):
+    train(small_run(tmp_path), TINY, env={}, log=quiet)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # would raise otherwise
+    assert ckpt["format"] == CHECKPOINT_FORMAT
+
+    def plain(value) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(k, str | int) and plain(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return all(plain(v) for v in value)
+        return value is None or isinstance(value, str | int | float | bool | torch.Tensor)
+
+    assert plain(ckpt)
+
+
+def test_load_gives_the_model_its_configs_and_actions(tmp_path):
+    cfg = small_run(tmp_path)
+    result = train(cfg, TINY, env={}, log=quiet)
+    loaded = ghframes.training.load(tmp_path / "checkpoint.pt")
+    model, model_config, train_config, action_names, step = loaded
+    assert not model.training
+    assert isinstance(model_config, ModelConfig) and model_config == result.model.cfg
+    assert train_config == cfg and step == 2
+    assert action_names == list(FakeBatches.action_names)
+    for (name, a), b in zip(
+        result.model.state_dict().items(), model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    batch = next(iter(FakeBatches(1, 4)))
+    with torch.no_grad():
+        logits, _ = model.unroll(batch["frames"], batch["cursor"], batch["reset"], None)
+    assert logits.shape == (1, 4, len(action_names))
+    with pytest.raises(GhframesError, match="cannot read checkpoint"):
+        ghframes.training.load(tmp_path / "nope.pt")
+
+
+def test_resume_at_the_end_of_an_epoch_starts_the_next(tmp_path, monkeypatch):
+    """Three steps are one epoch: resumed there, the run continues with the second epoch, as
+    six steps straight do; `--steps 3` then `--steps 6 --resume auto` trains six."""
+
+    def three_per_epoch(cfg, split, rank, world_size):
+        return FakeBatches(
+            cfg.batch_size, cfg.seq_len, cfg.mode, cfg.seed, split, batches_per_epoch=3
+        )
+
+    monkeypatch.setattr(train_module, "make_loader", three_per_epoch)
+    straight = train(small_run(tmp_path / "a", steps=6), TINY, env={}, log=quiet)
+    train(small_run(tmp_path / "b", steps=6, stop_at=3), TINY, env={}, log=quiet)
+    saved = read_checkpoint(tmp_path / "b" / "checkpoint.pt")["loader_state"][0]["loader"]
+    assert saved == {"epoch": 0, "batch": 3}
+    resumed = train(small_run(tmp_path / "b", steps=6, resume="auto"), TINY, env={}, log=quiet)
+    assert resumed.step == 6 and resumed.last["epoch"] == 1
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    train(small_run(tmp_path / "c", steps=3), TINY, env={}, log=quiet)
+    again = train(small_run(tmp_path / "c", steps=6, resume="auto"), TINY, env={}, log=quiet)
+    assert again.step == 6 and again.last["epoch"] == 1
