@@ -15,57 +15,97 @@ import sys
 
 from ghframes.errors import GhframesError
 from ghframes.render.editor import Editor, EditorError
-from ghframes.store import shards
+from ghframes.store import schema, shards
 from ghframes.store.frames import open_dataset
 from ghframes.store.reader import FrameShard
+from ghframes.text import shown
 
 
 def _edit_rows(fs, root: str, manifest: dict, key: str, first: int, last: int) -> dict:
     """{(commit_index, path): row} of one repository's edits in [first, last]."""
+    import pyarrow.compute as pc
+
     from ghframes.store.edits import read_edits
 
     entry = manifest["repos"].get(key)
     if entry is None:
         raise GhframesError(f"{root}/edits/manifest.json: no repository {key!r}")
     table, _ = read_edits(fs, f"{root}/edits", entry["shards"], key)
-    rows = {}
-    for row in table.to_pylist():
-        if first <= row["commit_index"] <= last:
-            rows[(row["commit_index"], row["path"])] = row
-    return rows
+    index = table.column("commit_index")
+    # only the session's commits become Python objects, not the repository's whole history
+    table = table.filter(pc.and_(pc.greater_equal(index, first), pc.less_equal(index, last)))
+    return {(row["commit_index"], row["path"]): row for row in table.to_pylist()}
 
 
-def _read_session(dataset, info) -> tuple[dict, list[str], int, int]:
-    """(description, actions, frames, cursor positions) of a session's shard, each chunk
-    decoded and dropped in turn: the memory of one row group, whatever the session's length."""
-    shard = FrameShard(dataset.fs, f"{dataset.root}/{info.shard}")
-    description = shard.description()
-    actions: list[str] = []
-    frames = cursor = 0
-    for chunks in shard.groups():
-        for k in range(chunks.k0, chunks.k0 + len(chunks)):
-            frames += len(chunks.decode(k))
-        actions += chunks.actions.flatten().to_pylist()
-        cursor += len(chunks.cursor)
-    return description, actions, frames, cursor
+class _Stream:
+    """A session's actions one at a time, read a row group at a time (ghframes.store.reader,
+    which checks the chunk layout and the counts); each chunk is decoded, counted and dropped:
+    the memory of one row group, whatever the session's length."""
+
+    def __init__(self, shard: FrameShard) -> None:
+        self.frames = self.cursor = 0
+        self.position = 0  # actions consumed
+        self._actions = self._read(shard)
+        self._next: str | None = None
+
+    def _read(self, shard: FrameShard):
+        for chunks in shard.groups():
+            for k in range(chunks.k0, chunks.k0 + len(chunks)):
+                self.frames += len(chunks.decode(k))
+            self.cursor += len(chunks.cursor)
+            yield from chunks.actions.flatten().to_pylist()
+
+    def peek(self) -> str | None:
+        """The next action, or None past the last."""
+        if self._next is None:
+            self._next = next(self._actions, None)
+        return self._next
+
+    def take(self) -> str | None:
+        action = self.peek()
+        if action is not None:
+            self._next = None
+            self.position += 1
+        return action
+
+    def skip_to(self, position: int) -> None:
+        while self.position < position and self.take() is not None:
+            pass
+
+    def drain(self) -> int:
+        """Read to the end (the reader's last checks run there); the number of actions."""
+        while self.take() is not None:
+            pass
+        return self.position
+
+
+def _replay(stream: _Stream, row: dict, begin: int, count: int, where: str) -> str | None:
+    """Play a change's `count` actions from `begin` on its `before` text: the problem, or None."""
+    stream.skip_to(begin)
+    editor = Editor(row["before"] or "")
+    try:
+        for _ in range(count):
+            action = stream.take()
+            if action is None:
+                break
+            editor.press(action)
+    except EditorError as exc:
+        return f"{where}: action refused by the editor ({exc})"
+    if editor.text != (row["after"] or ""):
+        return f"{where}: replaying its {count} actions does not give the file's new text"
+    if editor.modified:
+        return f"{where}: the new text was never saved"
+    if stream.peek() != "<C-q>":
+        return f"{where}: the editor is not quit after the change"
+    return None
 
 
 def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
-    """Every problem found in one session, each a line naming the session and where."""
-    try:
-        metadata, actions, T, cursor = _read_session(dataset, info)
-    except GhframesError as exc:
-        return [f"{info.id}: {exc}"]
-    problems = []
-    if info.num_frames != T:  # the reader has matched actions and cursor to the frames
-        problems.append(
-            f"{info.id}: {T} frames, {len(actions)} actions, "
-            f"{cursor} cursor positions, manifest says {info.num_frames}"
-        )
-    if metadata.get("unknown_sequences"):
-        problems.append(
-            f"{info.id}: the terminal met {metadata['unknown_sequences']} unknown escape sequences"
-        )
+    """Every problem found in one session, each a line naming the session and where.
+
+    The edit rows of its commits are read first; then its shard is streamed once, each change
+    replayed as its actions go by, so that no more than one row group and one file's editor
+    are held at a time."""
     rows = _edit_rows(
         dataset.fs,
         dataset.root.rsplit("/", 1)[0],
@@ -74,37 +114,55 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
         info.first_commit_index,
         info.last_commit_index,
     )
-    changes = metadata["changes"]
+    try:
+        shard = FrameShard(dataset.fs, f"{dataset.root}/{info.shard}")
+        metadata = shard.description()
+        stream = _Stream(shard)
+        changes = metadata["changes"]
+        found: dict[int, str] = {}  # change -> its problem, reported in the footer's order
+        played = sorted(
+            (change["editor_first"], j)
+            for j, change in enumerate(changes)
+            if "editor_first" in change
+        )
+        for begin, j in played:
+            change = changes[j]
+            row = rows.get((change["commit_index"], change["path"]))
+            if row is None:
+                continue
+            where = f"{info.id}: {change['commit'][:12]}:{change['path']}"
+            if begin < stream.position:  # editor ranges never overlap in a rendered session
+                found[j] = f"{where}: its actions overlap the change before it"
+                continue
+            problem = _replay(stream, row, begin, change["editor_actions"], where)
+            if problem is not None:
+                found[j] = problem
+        T = stream.drain()
+    except GhframesError as exc:
+        return [f"{info.id}: {exc}"]
+    problems = []
+    if not info.num_frames == T == stream.frames:  # the reader matched actions, cursor, frames
+        problems.append(
+            f"{info.id}: {stream.frames} frames, {T} actions, "
+            f"{stream.cursor} cursor positions, manifest says {info.num_frames}"
+        )
+    if metadata.get("unknown_sequences"):
+        problems.append(
+            f"{info.id}: the terminal met {metadata['unknown_sequences']} unknown escape sequences"
+        )
     listed = {(change["commit_index"], change["path"]) for change in changes}
     for (index, path), row in rows.items():
         if (index, path) not in listed:
             problems.append(
                 f"{info.id}: {row['commit'][:12]}:{path}: change missing from the session"
             )
-    for change in changes:
-        where = f"{info.id}: {change['commit'][:12]}:{change['path']}"
-        row = rows.get((change["commit_index"], change["path"]))
-        if row is None:
-            problems.append(f"{where}: no such change in the edits")
-            continue
-        if "editor_first" not in change:
-            continue
-        begin, count = change["editor_first"], change["editor_actions"]
-        editor = Editor(row["before"] or "")
-        try:
-            for action in actions[begin : begin + count]:
-                editor.press(action)
-        except EditorError as exc:
-            problems.append(f"{where}: action refused by the editor ({exc})")
-            continue
-        if editor.text != (row["after"] or ""):
+    for j, change in enumerate(changes):
+        if (change["commit_index"], change["path"]) not in rows:
             problems.append(
-                f"{where}: replaying its {count} actions does not give the file's new text"
+                f"{info.id}: {change['commit'][:12]}:{change['path']}: no such change in the edits"
             )
-        elif editor.modified:
-            problems.append(f"{where}: the new text was never saved")
-        elif begin + count >= T or actions[begin + count] != "<C-q>":
-            problems.append(f"{where}: the editor is not quit after the change")
+        elif j in found:
+            problems.append(found[j])
     return problems
 
 
@@ -112,7 +170,9 @@ def verify_dataset(data: str, session_ids: list[str] | None = None, stop_at_firs
     """Yield every problem found (or only the first), session by session."""
     dataset = open_dataset(data)
     fs, root = shards.filesystem(data)
-    edits_manifest = shards.read_json(fs, f"{root}/edits/{shards.MANIFEST}")
+    edits_manifest = shards.read_manifest(
+        fs, f"{root}/edits/{shards.MANIFEST}", schema.load("edits")
+    )
     if edits_manifest is None:
         raise GhframesError(f"{data}: no edits manifest to verify against")
     infos = dataset.sessions()
@@ -137,7 +197,7 @@ def verify_dataset(data: str, session_ids: list[str] | None = None, stop_at_firs
 def run(args, env) -> int:
     problems = 0
     for problem in verify_dataset(args.data, args.session or None, stop_at_first=not args.all):
-        print(f"ghframes: mismatch: {problem}", file=sys.stderr)
+        print(f"ghframes: mismatch: {shown(problem)}", file=sys.stderr)  # paths, messages
         problems += 1
     if problems:
         return 1

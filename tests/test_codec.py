@@ -35,3 +35,38 @@ def test_chunks_are_segments_of_128_frames():
     assert len(segments_of(encode_chunk(frames[:100])[1])) == 1
     with pytest.raises(GhframesError, match=r"^c: frames decode to \d+ bytes, expected"):
         decode_chunk(blob[: segments[0][1]], itemsize, 256, "c")
+
+
+def test_code_point_256_needs_two_bytes():
+    """255 is the top of uint8: a chunk whose top code point is U+0100 is stored as uint16, not
+    wrapped to U+0000."""
+    frames = np.full((2, 48, 160), 32, dtype=np.uint32)
+    frames[0, 0, 0] = 255
+    assert encode_chunk(frames)[0] == 1
+    frames[1, 47, 159] = 256
+    itemsize, blob = encode_chunk(frames)
+    assert itemsize == 2
+    decoded = decode_chunk(blob, itemsize, 2)
+    assert decoded[1, 47, 159] == 256 and (decoded == frames).all()
+    frames[1, 47, 159] = 1 << 16  # likewise at the top of uint16
+    itemsize, blob = encode_chunk(frames)
+    assert itemsize == 4 and (decode_chunk(blob, itemsize, 2) == frames).all()
+
+
+def test_bytes_past_the_expected_frames_are_refused():
+    """A blob that decodes to more than its num_frames (one segment too many) is damaged, not
+    read up to the expected length and the rest ignored; by the loader's decoder as well."""
+    from ghframes.store.codec import ZSTD
+
+    frames = np.full((3, 48, 160), ord("a"), dtype=np.uint32)
+    itemsize, blob = encode_chunk(frames)
+    extra = blob + encode_chunk(frames[:1])[1]
+    with pytest.raises(GhframesError, match=r"^c: frames decode to \d+ bytes, expected \d+ \(3 "):
+        decode_chunk(extra, itemsize, 3, "c")
+    assert (decode_chunk(blob, itemsize, 3) == frames).all()
+    dest = np.empty((3, 48, 160), np.uint8)
+    source = np.frombuffer(extra, np.uint8)
+    assert ZSTD.into(source.ctypes.data, len(extra), memoryview(extra), dest) is not None
+    source = np.frombuffer(blob, np.uint8)
+    assert ZSTD.into(source.ctypes.data, len(blob), memoryview(blob), dest) is None
+    assert (dest == frames).all()

@@ -8,10 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
+from waiting import wait_for_files, wait_for_line
 
 from conftest import crawl, edit_rows, edits_manifest, short_tmpdir
 from ghframes import cli, sample
@@ -65,6 +66,7 @@ def git_daemon(tmp_path):
             "git",
             "daemon",
             "--reuseaddr",
+            "--verbose",  # says "Ready to rumble" on stderr once it listens
             "--export-all",
             "--listen=127.0.0.1",
             f"--port={port}",
@@ -72,14 +74,12 @@ def git_daemon(tmp_path):
             str(base),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        bufsize=0,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    wait_for_line(proc.stderr, "Ready to rumble", "git daemon", timeout=10)
+    # its log goes on (a line a connection): read it, so that the pipe never fills
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
     yield base, port
     proc.terminate()
     proc.wait(timeout=10)
@@ -211,9 +211,12 @@ def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    deadline = time.monotonic() + 60
-    while not list((data / "edits").glob("*/state.json")) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_files(
+        data,
+        lambda: bool(list((data / "edits").glob("*/state.json"))),
+        "a repository's crawl state",
+        timeout=60,
+    )
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray workers, mid-run
     proc.wait()
     assert not (data / "edits" / "manifest.json").exists()

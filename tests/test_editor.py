@@ -66,10 +66,16 @@ def test_golden_screens(name):
     terminal, _, _ = play(before, after)
     text = "\n".join(row.rstrip() for row in terminal.display()) + "\n"
     golden = GOLDEN / f"editor_{name}.txt"
-    if os.environ.get("GHFRAMES_UPDATE_GOLDEN") or not golden.exists():
+    if os.environ.get("GHFRAMES_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
-        pytest.skip(f"wrote {golden}")
-    assert text == golden.read_text()
+    elif not golden.exists():
+        pytest.fail(
+            f"{golden}: golden screen missing; write it with GHFRAMES_UPDATE_GOLDEN=1 "
+            f"(then read it and commit it)"
+        )
+    assert text == golden.read_text(), (
+        f"{golden}: screen differs (GHFRAMES_UPDATE_GOLDEN=1 rewrites)"
+    )
 
 
 def test_control_characters_are_shown_not_executed():

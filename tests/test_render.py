@@ -11,9 +11,9 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from waiting import wait_for_files
 
 import ghframes
 from ghframes import cli
@@ -453,9 +453,12 @@ def test_killed_render_resumes_with_every_session_once(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     frames_dir = tmp_path / "frames"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(frames_dir.rglob("*.parquet"))) < 2:
-        time.sleep(0.05)
+    wait_for_files(
+        frames_dir,
+        lambda: len(list(frames_dir.rglob("*.parquet"))) >= 2,
+        "two published session shards",
+        timeout=120,
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = len(list(frames_dir.rglob("*.parquet")))

@@ -118,6 +118,27 @@ def test_action_budget_bounds_deletions_and_navigation():
     assert meta["skipped"] == {} and meta["changes"][0]["editor_actions"] == 2000
 
 
+def test_newlines_count_toward_the_typing_budget():
+    """Every <Enter> is a character typed: in a new file, amid lines and past the last line, and
+    the commit's typing budget sees them (two changes of 40 typed characters each, bound 60)."""
+    from ghframes.render.replay import plan_edit
+
+    assert plan_edit("", "\n" * 10).typed == 10
+    assert plan_edit("", "a\nb\nc").typed == 5
+    assert plan_edit("a\nb\n", "a\nx\ny\nb\n").typed == 4
+    assert plan_edit("a\nb", "a\nb\nc\nd").typed == 4
+    lines = {"commit_index": 0, "status": "modified", "before": "top\n"}
+    rows = [
+        dict(lines, path="a.txt", after="top\n" + "\n" * 40),
+        dict(lines, path="b.txt", after="top\n" + "\n" * 40),
+    ]
+    _, meta = render_session(
+        "local/r", commits_from(rows), RenderOptions(max_typed_chars_per_commit=60)
+    )
+    assert meta["skipped"] == {"commit_typing_budget": 1}
+    assert [c["outcome"] for c in meta["changes"]] == ["rendered", "commit_typing_budget"]
+
+
 NUMSTAT_CASES = [
     ("", "a\nb"),  # a new file without a final newline: no phantom deletion
     ("a", "a\n"),  # a final newline added: one line out, one in

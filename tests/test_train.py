@@ -248,17 +248,14 @@ def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys)
     assert refuse(afile, capsys) == f"train: error: --out {afile}: exists and is not a directory"
     assert afile.read_text() == "kept"
     below = afile / "run"
-    assert refuse(below, capsys) == (
-        f"train: error: --out {below}: cannot write the output directory (Not a directory)"
-    )
+    assert refuse(below, capsys) == f"train: error: --out {below}: {afile} is not a directory"
+    assert not below.exists()
     if Path("/proc/self").exists():
-        assert refuse(Path("/proc/x"), capsys) == (
-            "train: error: --out /proc/x: cannot write the output directory (No such file or "
-            "directory)"
-        )
-        assert refuse(Path("/proc"), capsys).startswith(
-            "train: error: --out /proc: cannot write the output directory ("
-        )
+        for out in (Path("/proc/x"), Path("/proc")):
+            assert refuse(out, capsys).startswith(
+                f"train: error: --out {out}: cannot write the output directory ("
+            )
+        assert not Path("/proc/x").exists()
 
 
 def test_config_file_errors(tmp_path, capsys):

@@ -54,10 +54,10 @@ class Tmux:
         )
 
     def keys(self, *keys: str, literal: bool = False) -> None:
+        """Type `keys` in order (one send-keys: tmux writes them to the pane in turn); what
+        they do is then awaited on the screen (`wait`), never guessed with a pause."""
         extra = ["-l"] if literal else []
-        for key in keys:
-            subprocess.run(["tmux", "-L", self.sock, "send-keys", *extra, key], check=True)
-            time.sleep(0.05)
+        subprocess.run(["tmux", "-L", self.sock, "send-keys", *extra, *keys], check=True)
 
     def pane(self) -> list[str]:
         out = subprocess.run(
@@ -172,7 +172,7 @@ def test_list_play_step_jump_goto_search_and_quit(dataset, tmux):  # noqa: F811
     t.wait(rf"frame {hit}/{n} " if later is not None else "not found before")
     # play, speed up, pause: frames advance on their own
     t.keys("End", "Home", "+", "+", " ")
-    time.sleep(1.0)
+    t.wait(r"▶ frame (1[1-9]|[2-9]\d|\d{3,})/")  # playing on its own past frame 10
     t.keys(" ")
     lines = t.wait(r"❚❚ frame")
     assert status_frame(lines) > 10

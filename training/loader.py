@@ -207,10 +207,10 @@ class FrameStream(torch.utils.data.IterableDataset):
         self.root = f"{root.rstrip('/')}/{FRAMES_DIR}"
         self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
         self.retries = shards.Retries(RETRIES if self.remote else 0, RETRY_DELAY)
-        manifest = self.retries(lambda: shards.read_json(self.fs, f"{self.root}/{shards.MANIFEST}"))
+        path = f"{self.root}/{shards.MANIFEST}"
+        manifest = shards.read_manifest(self.fs, path, frames_schema(), self.retries)
         if manifest is None:
             raise GhframesError(f"{source}: no rendered frames (run `ghframes render` first)")
-        frames_schema().check_manifest(manifest, f"{self.root}/{shards.MANIFEST}")
         self.schema_version = str(manifest["version"])
         # Ordered, split and shuffled by their location-free keys (split_key), so that the same
         # histories give the same batches wherever they were crawled from.

@@ -144,14 +144,28 @@ def next_batch(source, batches: Iterator[dict], where: str) -> tuple[dict, Itera
     raise GhframesError(f"{where}: an epoch of the loader holds no batch")
 
 
-def prepare_out(out: Path) -> None:
-    """OUT created and writable, before any training time is spent (nothing in it is touched)."""
+def check_out(out: Path) -> None:
+    """Refuse an OUT that cannot become a writable folder, creating nothing: the run folder
+    is made only once the data, the resume point and the first batch have been checked."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "exists and is not a directory" if probe == out else f"{probe} is not a directory"
+        raise GhframesError(f"--out {out}: {what}")
+    # Try it: permission bits do not tell for root, read-only mounts or pseudo-filesystems.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ghframes-probe-", dir=probe))
+    except OSError as err:
+        raise GhframesError(
+            f"--out {out}: cannot write the output directory ({err.strerror or err})"
+        ) from None
+
+
+def make_out(out: Path) -> None:
+    """OUT created (checked by `check_out`; a race that removed its parent is still one line)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except FileExistsError:
-        raise GhframesError(f"--out {out}: exists and is not a directory") from None
     except OSError as err:
         raise GhframesError(
             f"--out {out}: cannot write the output directory ({err.strerror or err})"
@@ -231,7 +245,7 @@ def train(
     with processes(cfg, os.environ if env is None else env) as procs:
         log = log if procs.main else (lambda _: None)
         out, device = Path(cfg.out), procs.device
-        prepare_out(out)
+        check_out(out)
         bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
         amp = torch.bfloat16 if bf16 else None
 
@@ -257,6 +271,7 @@ def train(
         first, batches = next_batch(source, iter(source), cfg.data)
         check_batch(first, model_cfg, cfg, cfg.data)
         batches = itertools.chain([first], batches)
+        make_out(out)
 
         model, opt = build_model(cfg, model_cfg, device)
         state: State | None = None  # LSTM state carried across batches (stream mode)

@@ -15,9 +15,29 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ghframes.errors import GhframesError
+from ghframes.text import ShownFormatter, shown
 
 # Epilogs are printed as written (examples keep their line breaks); help lines still wrap.
 FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other bad input's are."""
+
+    def error(self, message: str):
+        hint = f"(`{self.prog} --help` lists the arguments)"
+        self.exit(2, f"ghframes: error: {shown(message)} {hint}\n")  # values quoted as typed
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, finite and not negative (`--max-wait nan` is refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: not a finite number of seconds, 0 or more")
+    return value
 
 
 def _command(sub, name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
@@ -151,11 +171,11 @@ example:
     )
     p.add_argument(
         "--max-wait",
-        type=float,
+        type=seconds,
         default=900.0,
         metavar="SECONDS",
-        help="longest wait for a GitHub rate limit to reset before failing, in seconds "
-        "(default: %(default)g)",
+        help="longest wait for a GitHub rate limit to reset before failing, in seconds, "
+        "a finite number, 0 or more (default: %(default)g)",
     )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.cli.crawl:run")
@@ -212,6 +232,14 @@ example:
         metavar="N",
         help="skip (and count) a change that would take more than N editor keys, deletions "
         "and navigation included (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-actions-per-commit",
+        type=int,
+        default=defaults.max_actions_per_commit,
+        metavar="N",
+        help="skip (and count) changes that take a commit past N actions, shell commands and "
+        "editor keys together; a positive integer (default %(default)s)",
     )
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.cli.render:run")
@@ -364,7 +392,7 @@ COMMANDS = (_add_crawl, _add_render, _add_view, _add_export, _add_stats, _add_ve
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     from ghframes import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ghframes",
         description="GitHub repository histories as terminal videos for training action models.",
         epilog="""
@@ -402,17 +430,24 @@ example:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     args = build_parser(env).parse_args(argv)
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(ShownFormatter("ghframes: %(message)s"))  # messages quote names
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="ghframes: %(message)s",
-        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING, handlers=[log_handler]
     )
     module, func = args.handler.split(":")
     handler = getattr(importlib.import_module(module), func)  # every command's module exists
     try:
-        return handler(args, env)
+        code = handler(args, env)
+        sys.stdout.flush()  # here, so that a reader gone early is met below, not at exit
+        return code
+    except BrokenPipeError:
+        # stdout's reader is gone (`ghframes stats DATA | head`): stop quietly, as `yes` does;
+        # what is still buffered goes nowhere rather than raise again when Python exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program a pipe closed on
     except GhframesError as exc:
-        print(f"ghframes: error: {exc}", file=sys.stderr)
+        print(f"ghframes: error: {shown(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ghframes: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ghframes.render.session import RenderOptions
+from ghframes.text import shown
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,7 @@ def options_from_args(args) -> RenderOptions:
         max_typed_chars_per_change=args.max_typed_chars_per_change,
         max_typed_chars_per_commit=args.max_typed_chars_per_commit,
         max_actions_per_change=args.max_actions_per_change,
+        max_actions_per_commit=args.max_actions_per_commit,
     )
 
 
@@ -44,19 +46,24 @@ def run(args, env) -> int:
     size = sum(s["bytes"] for s in sessions)
     failed = {k: r for k, r in manifest["repos"].items() if r["status"] != "ok"}
     print(
-        f"rendered {len(manifest['sessions'])} sessions, {frames} frames, "
-        f"{size / max(frames, 1):.1f} bytes/frame into {args.data}/frames"
+        shown(
+            f"rendered {len(manifest['sessions'])} sessions, {frames} frames, "
+            f"{size / max(frames, 1):.1f} bytes/frame into {args.data}/frames"
+        )
     )
     removed = manifest["removed"]
     if removed["shards"]:
         print(
-            f"removed {removed['shards']} shards ({removed['bytes']:,} bytes) of earlier renders "
-            f"no longer in the manifest from {args.data}/frames"
+            shown(
+                f"removed {removed['shards']} shards ({removed['bytes']:,} bytes) of earlier "
+                f"renders no longer in the manifest from {args.data}/frames"
+            )
         )
     for key, repo in failed.items():
         kept = ""
         if repo.get("stale"):
             n = len(repo["sessions"])
             kept = f"; kept {n} session{'s' * (n != 1)} from an earlier render"
-        print(f"ghframes: error: {key}: {repo.get('error', 'not rendered')}{kept}", file=sys.stderr)
+        error = shown(f"{key}: {repo.get('error', 'not rendered')}{kept}")
+        print(f"ghframes: error: {error}", file=sys.stderr)
     return 1 if failed else 0

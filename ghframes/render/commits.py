@@ -62,6 +62,10 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
     typed = 0
     inserted = deleted = 0
     modes: list[str] = []
+    subject = commit_subject(first["message"])
+    commit_command = f"git commit -am {shell_word(subject)}"
+    # The closing `git commit` always plays; each change's steps must fit in what is left.
+    actions = len(commit_command) + 1
     for row in rows:
         path, status = row["path"], row["status"]
         before, after = row["before"], row["after"]
@@ -76,13 +80,17 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
         changes.append(change)
         where = len(changes) - 1
         word = shell_word(path)
+        mine: list[Step] = []  # this change's steps, kept only if they fit the commit's bound
         if status == "deleted":
-            steps.append(Step(f"git rm -q {word}", change=where))
-            deleted += len(git_lines(before or ""))
-            modes.append(f" delete mode {row['mode']:o} {shown_path(path)}")
+            mine.append(Step(f"git rm -q {word}", change=where))
+            if _fits(mine, actions, options, change, skipped):
+                steps.extend(mine)
+                actions += sum(step.num_actions for step in mine)
+                deleted += len(git_lines(before or ""))
+                modes.append(f" delete mode {row['mode']:o} {shown_path(path)}")
             continue
         if status == "renamed":
-            steps.append(Step(f"git mv {shell_word(row['old_path'] or path)} {word}", change=where))
+            mine.append(Step(f"git mv {shell_word(row['old_path'] or path)} {word}", change=where))
         before_text = before or ""
         after_text = after or ""
         plan = None
@@ -98,6 +106,11 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
                 > options.max_actions_per_change
             ):
                 reason = "change_action_budget"
+            elif (
+                actions + abs(after_text.count("\n") - before_text.count("\n"))
+                > options.max_actions_per_commit
+            ):
+                reason = "commit_action_budget"
             else:
                 plan = plan_edit(before_text, after_text)
                 if plan.typed > options.max_typed_chars_per_change:
@@ -110,27 +123,32 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
                 change["outcome"] = reason
                 skipped[reason] = skipped.get(reason, 0) + 1
                 plan = None
-            else:
-                typed += plan.typed
-                inserted += plan.inserted
-                deleted += plan.deleted
-        if change["outcome"] != "rendered":
+        if change["outcome"] == "rendered":
+            if status == "added" and plan is None:
+                mine.append(Step(f"touch {word}", change=where))
+            elif plan is not None:
+                mine.append(
+                    Step(f"edit {word}", edit=plan, before=before_text, path=path, change=where)
+                )
+            executable = row["mode"] == 0o100755
+            if status == "added" and executable:
+                mine.append(Step(f"chmod +x {word}"))
+            elif status == "modified" and before_text == after_text:
+                mine.append(Step(f"chmod {'+x' if executable else '-x'} {word}", change=where))
+            if status == "added":
+                mine.append(Step(f"git add {word}"))
+        if not _fits(mine, actions, options, change, skipped):
             continue
-        if status == "added" and plan is None:
-            steps.append(Step(f"touch {word}", change=where))
-        elif plan is not None:
-            steps.append(
-                Step(f"edit {word}", edit=plan, before=before_text, path=path, change=where)
-            )
-        executable = row["mode"] == 0o100755
-        if status == "added" and executable:
-            steps.append(Step(f"chmod +x {word}"))
-        elif status == "modified" and before_text == after_text:
-            steps.append(Step(f"chmod {'+x' if executable else '-x'} {word}", change=where))
+        steps.extend(mine)
+        actions += sum(step.num_actions for step in mine)
+        if change["outcome"] != "rendered":
+            continue  # a rename whose text change was skipped: only `git mv` plays
+        if plan is not None:
+            typed += plan.typed
+            inserted += plan.inserted
+            deleted += plan.deleted
         if status == "added":
-            steps.append(Step(f"git add {word}"))
             modes.append(f" create mode {row['mode']:o} {shown_path(path)}")
-    subject = commit_subject(first["message"])
     root = " (root-commit)" if first["parent"] is None else ""
     files = len(rows)
     summary = f" {files} file{'s' if files != 1 else ''} changed"
@@ -141,11 +159,24 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
         summary += f", {deleted} deletion{'s' if deleted != 1 else ''}(-)"
     steps.append(
         Step(
-            f"git commit -am {shell_word(subject)}",
+            commit_command,
             output=[f"[main{root} {first['commit'][:7]}] {subject}", summary, *modes],
         )
     )
     return CommitPlan(first["commit_index"], first["commit"], steps, changes, skipped)
+
+
+def _fits(
+    mine: list[Step], actions: int, options: RenderOptions, change: dict, skipped: dict
+) -> bool:
+    """Whether a change's steps fit in the commit's actions so far; if not, it is skipped and
+    counted (`commit_action_budget`; a change skipped already keeps its first reason)."""
+    if actions + sum(step.num_actions for step in mine) <= options.max_actions_per_commit:
+        return True
+    if change["outcome"] == "rendered":
+        change["outcome"] = "commit_action_budget"
+        skipped["commit_action_budget"] = skipped.get("commit_action_budget", 0) + 1
+    return False
 
 
 def group_into_sessions(frames_per_commit: list[int], max_frames: int) -> list[tuple[int, int]]:

@@ -33,6 +33,10 @@ class RenderOptions:
     # (a change typing 20,000 characters also walks to its hunks and may press two keys per
     # control character), so it binds the changes that typing does not: long cuts and walks.
     max_actions_per_change: int = 25_000
+    # Actions of one commit: its shell commands and editor keys, the closing `git commit`
+    # included. The per-change bounds leave a commit unbounded (30 files each emptied of
+    # 20,000 lines are 600,000 keys); this keeps any commit within one default session.
+    max_actions_per_commit: int = 200_000
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -42,7 +46,18 @@ class RenderOptions:
                 )
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The options as recorded in the session identity, the shard footer and the manifest;
+        an option added since renders were published appears only when set away from its
+        default, so that those renders keep their names and bytes."""
+        options = asdict(self)
+        for name, default in ADDED_OPTIONS.items():
+            if options[name] == default:
+                del options[name]
+        return options
+
+
+# Options added after renderer version 2 was published, with their defaults (see as_dict).
+ADDED_OPTIONS = {"max_actions_per_commit": RenderOptions.max_actions_per_commit}
 
 
 def render_session(
