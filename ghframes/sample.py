@@ -408,10 +408,8 @@ def write_edits(data_dir, rows_by_repo: dict[str, list[dict]]) -> None:
             "bytes": size,
             "skipped": {},
         }
-    shards.write_json_atomic(
-        fs,
-        f"{root}/edits/manifest.json",
-        {"table": "edits", "version": edits.version, "repos": repos},
+    shards.write_manifest(
+        fs, f"{root}/edits", {"table": "edits", "version": edits.version, "repos": repos}
     )
 
 

@@ -13,13 +13,13 @@ from ghframes.text import shown
 
 
 def edits_stats(data: str) -> dict:
-    """Repositories, commits, changes, bytes and skip counts from DATA/edits/manifest.json.
+    """Repositories, commits, changes, bytes and skip counts from DATA/edits/_manifest.json.
 
     `stale` maps each repository that failed its last crawl but keeps an earlier run's rows
     (counted in the totals) to the number of commits those rows cover.
     """
     fs, root = shards.filesystem(data)
-    manifest = shards.read_manifest(fs, f"{root}/edits/{shards.MANIFEST}", schema.load("edits"))
+    manifest = shards.read_manifest(fs, f"{root}/edits", schema.load("edits"))
     if manifest is None:
         raise GhframesError(
             f"{data}: no edits manifest (run `ghframes crawl … --out {data}` first)"

@@ -29,7 +29,7 @@ def _edit_rows(fs, root: str, manifest: dict, key: str, first: int, last: int) -
 
     entry = manifest["repos"].get(key)
     if entry is None:
-        raise GhframesError(f"{root}/edits/manifest.json: no repository {key!r}")
+        raise GhframesError(f"{root}/edits/{shards.MANIFEST}: no repository {key!r}")
     table, _ = read_edits(fs, f"{root}/edits", entry["shards"], key)
     index = table.column("commit_index")
     # only the session's commits become Python objects, not the repository's whole history
@@ -170,9 +170,7 @@ def verify_dataset(data: str, session_ids: list[str] | None = None, stop_at_firs
     """Yield every problem found (or only the first), session by session."""
     dataset = open_dataset(data)
     fs, root = shards.filesystem(data)
-    edits_manifest = shards.read_manifest(
-        fs, f"{root}/edits/{shards.MANIFEST}", schema.load("edits")
-    )
+    edits_manifest = shards.read_manifest(fs, f"{root}/edits", schema.load("edits"))
     if edits_manifest is None:
         raise GhframesError(f"{data}: no edits manifest to verify against")
     infos = dataset.sessions()

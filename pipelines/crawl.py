@@ -5,7 +5,7 @@ the head and first-parent root commit; repositories sharing a root (forks, mirro
 mined once, the one an earlier run mined winning, else the first in input order. A task that
 dies of something unforeseen fails only its repository. `mine_repository` mines only commits the
 repository's state file does not cover yet, writes its shards, then its state file; the driver
-writes `DATA/edits/manifest.json` last. A run killed anywhere and re-run ends with every commit
+writes `DATA/edits/_manifest.json` last. A run killed anywhere and re-run ends with every commit
 mined exactly once, and a re-run retries only repositories that failed. A repository that fails
 after an earlier run mined it stays listed with those shards, marked `stale`.
 """
@@ -25,12 +25,12 @@ from tqdm import tqdm
 from ghframes.crawl import history
 from ghframes.crawl.sources import Source, default_head, open_repository
 from ghframes.errors import GhframesError
+from ghframes.pipelines.cluster import init_ray
 from ghframes.store import schema, shards
 
 log = logging.getLogger(__name__)
 
 EDITS = "edits"
-STATE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ def mine_repository(
     `on_commits(n)` hears of commits as they are mined (commits mined by earlier runs count
     as done at once)."""
     fs, edits = _edits_dir(data)
-    state_path = f"{edits}/{source.key}/{STATE}"
+    state_folder = f"{edits}/{source.key}"
     edit_schema = schema.load(EDITS)
     try:
         repo = open_repository(source, options.cache_dir, fetch=False, token=token)
-        state = shards.read_json(fs, state_path)
+        state_path, state = shards.read_named_json(fs, state_folder, shards.STATE)
         commits, first_index, earlier_changes, kept, skipped = None, 0, 0, [], Counter()
         if (
             state
@@ -113,6 +113,8 @@ def mine_repository(
             and state.get("max_file_bytes") == options.max_file_bytes
         ):
             if state["head"] == head:
+                if state_path != f"{state_folder}/{shards.STATE}":  # ghframes 0.1.0's name
+                    shards.write_named_json(fs, state_folder, shards.STATE, state)
                 return state | {"metadata": source.metadata or state.get("metadata", {})}
             commits = history.commits_since(
                 repo, pygit2.Oid(hex=state["head"]), pygit2.Oid(hex=head)
@@ -158,7 +160,7 @@ def mine_repository(
             skipped=dict(sorted(stats.skipped.items())),
             max_file_bytes=options.max_file_bytes,
         )
-        shards.write_json_atomic(fs, state_path, entry)
+        shards.write_named_json(fs, state_folder, shards.STATE, entry)
         _remove_unlisted(fs, f"{edits}/{source.key}", {f"{edits}/{name}" for name in kept})
         return entry
     except GhframesError as exc:
@@ -175,7 +177,7 @@ def _keep_earlier(fs, edits: str, entry: dict) -> dict:
     but must not hide rows already mined from render and stats. Such an entry is `stale`.
     """
     try:
-        state = shards.read_json(fs, f"{edits}/{entry['key']}/{STATE}")
+        _, state = shards.read_named_json(fs, f"{edits}/{entry['key']}", shards.STATE)
     except (GhframesError, OSError):
         return entry  # nothing readable to keep; the failure itself is what gets recorded
     if not state or state.get("status") != "ok":
@@ -198,20 +200,6 @@ def _remove_unlisted(fs, folder: str, listed: set[str]) -> None:
     for info in fs.get_file_info(shards.pafs.FileSelector(folder)):
         if info.path.endswith(".parquet") and info.path not in listed:
             fs.delete_file(info.path)
-
-
-def _ensure_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to `address` or start an embedded Ray; True if this call started it."""
-    if ray.is_initialized():
-        return False
-    ray.init(
-        address=address,
-        num_cpus=None if address else num_cpus,
-        include_dashboard=False,
-        log_to_driver=True,
-        configure_logging=False,
-    )
-    return True
 
 
 def _gather(
@@ -282,19 +270,25 @@ def crawl(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     progress: bool = True,
+    failed: Sequence[tuple[Source, str]] = (),
+    ray_timeout: float = 30.0,
 ) -> dict:
-    """Crawl `sources` into DATA/edits and return the manifest written last."""
+    """Crawl `sources` into DATA/edits and return the manifest written last.
+
+    `failed` are sources that failed before the crawl (a GitHub lookup): (source, error),
+    recorded as failures beside the others. `ray_timeout`: seconds to reach `ray_address`."""
     fs, edits = _edits_dir(data)
     list(shards.remove_stale_temporaries(fs, edits))
     # A manifest this ghframes cannot read is refused, not overwritten.
-    previous = shards.read_manifest(fs, f"{edits}/{shards.MANIFEST}", schema.load(EDITS)) or {}
+    previous = shards.read_manifest(fs, edits, schema.load(EDITS)) or {}
     # Roots mined by earlier runs keep their owner, so a fork crawled later is not mined again.
     owner_of_root = {
         e["root"]: e["key"]
         for e in previous.get("repos", {}).values()
         if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
-    started = _ensure_ray(ray_address, num_cpus)
+    # Only sources that failed before the crawl (GitHub lookups): nothing needs Ray.
+    started = bool(sources) and init_ray(ray_address, num_cpus, ray_timeout, log_to_driver=True)
     try:
         resolve_task = ray.remote(resolve).options(max_retries=1)
         mine_task = ray.remote(mine_repository).options(max_retries=1)
@@ -368,6 +362,8 @@ def crawl(
     finally:
         if started:
             ray.shutdown()
+    for k, (source, error) in enumerate(failed):
+        entries[len(sources) + k] = _entry(source, error=error)
     repos = dict(previous.get("repos", {}))
     for i in sorted(entries):
         entry = entries[i]
@@ -381,5 +377,5 @@ def crawl(
         "options": {k: v for k, v in asdict(options).items() if k != "cache_dir"},
         "repos": dict(sorted(repos.items())),
     }
-    shards.write_json_atomic(fs, f"{edits}/{shards.MANIFEST}", manifest)
+    shards.write_manifest(fs, edits, manifest)
     return manifest

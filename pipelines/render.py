@@ -24,11 +24,13 @@ import pyarrow.fs as pafs
 import ray
 
 from ghframes.errors import GhframesError
+from ghframes.pipelines.cluster import init_ray
 from ghframes.render.commits import group_into_sessions, plan_commit
 from ghframes.render.session import RENDERER_VERSION, RenderOptions, render_session
 from ghframes.store import schema, shards
 from ghframes.store.edits import EDITS_DIR, commits_of, read_edits
 from ghframes.store.frames import FRAMES_DIR, read_session_metadata, write_session
+from ghframes.store.sessions import write_sessions_table
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +114,8 @@ def _error_line(exc: BaseException) -> str:
 
 def _previous_sessions(fs, frames_root: str) -> dict[str, dict]:
     """The sessions the manifest of the previous run lists, or {} if it has none readable."""
-    where = f"{frames_root}/{shards.MANIFEST}"
     try:
-        previous = shards.read_json(fs, where)
+        where, previous = shards.read_named_json(fs, frames_root, shards.MANIFEST)
     except GhframesError as exc:
         log.warning("%s; no earlier sessions can be kept for repositories that fail", exc)
         return {}
@@ -154,6 +155,7 @@ def _unreferenced_shards(fs, frames_root: str, keep: set[str]) -> list[pafs.File
         for info in fs.get_file_info(selector)
         if info.type == pafs.FileType.File
         and info.base_name.endswith(".parquet")
+        and not info.base_name.startswith(("_", "."))  # the sessions table, temporaries
         and info.path.startswith(f"{frames_root}/")
         and info.path[len(frames_root) + 1 :] not in keep
     ]
@@ -186,17 +188,17 @@ def render_dataset(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    ray_timeout: float = 30.0,
 ) -> dict:
     """Render every repository of DATA/edits into DATA/frames; return the manifest written.
 
-    `on_progress(frames_done, frames_known)` is called as sessions finish. After the manifest,
+    `on_progress(frames_done, frames_known)` is called as sessions finish; `ray_timeout` is
+    how long to try reaching `ray_address`. After the manifest,
     the shards it does not list are deleted; its `removed` says how many and their bytes.
     """
     fs, root = shards.filesystem(data)
     # Checked as stats checks it (table, version, shape) before any task starts.
-    edits_manifest = shards.read_manifest(
-        fs, f"{root}/{EDITS_DIR}/{shards.MANIFEST}", schema.load("edits")
-    )
+    edits_manifest = shards.read_manifest(fs, f"{root}/{EDITS_DIR}", schema.load("edits"))
     if edits_manifest is None:
         raise GhframesError(f"{data}: no edits (run `ghframes crawl ... --out {data}` first)")
     frames_root = f"{root}/{FRAMES_DIR}"
@@ -209,14 +211,7 @@ def render_dataset(
         # `ok`, or `failed` but still listing what an earlier crawl mined (`stale`)
         if entry.get("shards")
     }
-    if not ray.is_initialized():
-        ray.init(
-            address=ray_address,
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    init_ray(ray_address, num_cpus, ray_timeout, log_to_driver=False)
 
     repo_status: dict[str, dict] = {}
     sessions: dict[str, dict] = {}
@@ -287,7 +282,8 @@ def render_dataset(
         "sessions": dict(sorted(sessions.items())),
         "removed": {"shards": len(unreferenced), "bytes": sum(i.size for i in unreferenced)},
     }
-    shards.write_json_atomic(fs, f"{frames_root}/{shards.MANIFEST}", manifest)
+    write_sessions_table(fs, frames_root, manifest)
+    shards.write_manifest(fs, frames_root, manifest)
     # Only now: until the new manifest is in place, the previous one may still list them.
     _remove(fs, frames_root, unreferenced)
     if unreferenced:

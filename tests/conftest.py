@@ -128,10 +128,10 @@ def crawl(*argv: str, env: dict | None = None) -> int:
 
 
 def edits_manifest(data: Path) -> dict:
-    """DATA/edits/manifest.json, decoded."""
+    """DATA/edits/_manifest.json, decoded."""
     import json
 
-    return json.loads((data / "edits" / "manifest.json").read_text())
+    return json.loads((data / "edits" / "_manifest.json").read_text())
 
 
 def edit_rows(data: Path, key: str | None = None):

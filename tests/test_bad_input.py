@@ -47,7 +47,7 @@ def rendered(tmp_path_factory, ray_local):
         )
         == 0
     )
-    sessions = json.loads((data / "frames/manifest.json").read_text())["sessions"]
+    sessions = json.loads((data / "frames/_manifest.json").read_text())["sessions"]
     assert len(sessions) > 1
     return {"data": data, "repo": repo, "session": min(sessions)}
 
@@ -57,7 +57,7 @@ def rendered(tmp_path_factory, ray_local):
 
 def frame_shard(data: Path) -> Path:
     """The shard of the first session (the one the cases name)."""
-    sessions = json.loads((data / "frames/manifest.json").read_text())["sessions"]
+    sessions = json.loads((data / "frames/_manifest.json").read_text())["sessions"]
     return data / "frames" / sessions[min(sessions)]["shard"]
 
 
@@ -156,7 +156,7 @@ class Case:
     env: dict = field(default_factory=dict)
 
 
-EM, FM = "edits/manifest.json", "frames/manifest.json"
+EM, FM = "edits/_manifest.json", "frames/_manifest.json"
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
@@ -180,7 +180,7 @@ CASES = {
     "crawl-empty-repo": Case("crawl {tmp}/empty --out {tmp}/out", "{tmp}/empty", make_empty_repo),
     "crawl-malformed-owner-name": Case("crawl a/b/c --out {tmp}/out", "a/b/c"),
     "crawl-out-unwritable": Case("crawl {repo} --out /proc/x", "/proc/x"),
-    "crawl-out-file": Case("crawl {repo} --out {data}/edits/manifest.json", "manifest.json"),
+    "crawl-out-file": Case("crawl {repo} --out {data}/edits/_manifest.json", "_manifest.json"),
     "render-data-file": Case("render {data} --no-progress", "{data}", make_file),
     "stats-data-file": Case("stats {data}", "{data}", make_file),
     "verify-data-file": Case("verify {data}", "{data}", make_file),
@@ -322,8 +322,8 @@ CASES = {
         "--data {data} --out /proc/x --steps 1 --device cpu", "/proc/x", program=TRAIN
     ),
     "train-out-file": Case(
-        "--data {data} --out {data}/frames/manifest.json --steps 1 --device cpu",
-        "manifest.json",
+        "--data {data} --out {data}/frames/_manifest.json --steps 1 --device cpu",
+        "_manifest.json",
         program=TRAIN,
     ),
     "train-resume-random-bytes": Case(
@@ -414,6 +414,6 @@ def test_a_file_name_that_is_not_utf8_is_one_counted_skip(make_repo, tmp_path, r
     r.commit("latin-1 name", {"a.txt": "two\n"})
     data = tmp_path / "data"
     assert cli.main(["crawl", str(r.path), "--out", str(data), "--no-progress"], env={}) == 0
-    (entry,) = json.loads((data / "edits/manifest.json").read_text())["repos"].values()
+    (entry,) = json.loads((data / "edits/_manifest.json").read_text())["repos"].values()
     assert (entry["status"], entry["commits"], entry["changes"]) == ("ok", 2, 2)
     assert entry["skipped"] == {"path_not_utf8": 1}

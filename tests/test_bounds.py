@@ -88,7 +88,7 @@ def test_render_flag_max_actions_per_commit(tmp_path, ray_local, capsys):
     write_edits(tmp_path, {"local/cuts": cuts(3, 300)})
     argv = ["render", str(tmp_path), "--no-progress", "--max-actions-per-commit", "500"]
     assert cli.main(argv) == 0
-    manifest = json.loads((tmp_path / "frames" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "frames" / "_manifest.json").read_text())
     assert manifest["options"]["max_actions_per_commit"] == 500
     (summary,) = manifest["sessions"].values()
     assert summary["skipped"] == {"commit_action_budget": 2}

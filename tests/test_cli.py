@@ -15,7 +15,7 @@ import pytest
 
 from ghframes import cli
 
-COMMANDS = ["crawl", "render", "view", "export", "stats", "verify"]
+COMMANDS = ["crawl", "render", "view", "export", "stats", "verify", "ls"]
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -217,3 +217,55 @@ def test_progress_bars_count_repositories_then_commits(make_repo, tmp_path, caps
     assert any(line.startswith("fetch: 100%") and "2/2" in line for line in bars), bars
     final = [line for line in bars if line.startswith("mine: 100%")]
     assert final and "131/131" in final[-1] and "repos=2/2" in final[-1], bars
+
+
+@pytest.fixture
+def quick_client(monkeypatch):
+    """GitHub clients that retry a 5xx at once instead of backing off for seconds."""
+    import functools
+
+    from ghframes.crawl import github
+
+    monkeypatch.setattr(
+        github, "GitHubClient", functools.partial(github.GitHubClient, backoff_factor=0)
+    )
+
+
+def test_a_source_whose_api_lookup_fails_fails_alone(quick_client, make_repo, tmp_path, capsys):
+    from fakegithub import serve
+
+    local = make_repo("local")
+    local.commit("one", {"a.py": "x = 1\n"})
+    data = tmp_path / "data"
+    with serve() as fake:
+        fake.routes["/repos/acme/broken"] = lambda seen: Reply(500, {"message": "Server Error"})
+        code = crawl(str(local.path), "acme/broken", "--api-url", fake.url, "--out", str(data))
+    out, err = capsys.readouterr()
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith("ghframes: error: acme/broken: ") and "answered 500" in line, err
+    repos = {e["repo"]: e for e in edits_manifest(data)["repos"].values()}
+    assert (repos["local"]["status"], repos["local"]["commits"]) == ("ok", 1)
+    broken = repos["github.com/acme/broken"]
+    assert broken["status"] == "failed" and broken["error"] == line.removeprefix(
+        "ghframes: error: "
+    )
+    assert "crawled 1/2 repositories" in out
+
+
+def test_a_failed_discovery_is_one_line_and_the_rest_are_crawled(make_repo, tmp_path, capsys):
+    from fakegithub import serve
+
+    local = make_repo("local")
+    local.commit("one", {"a.py": "x = 1\n"})
+    data = tmp_path / "data"
+    with serve() as fake:  # every route unset: /orgs/gone/repos is a 404
+        code = crawl(str(local.path), "--org", "gone", "--api-url", fake.url, "--out", str(data))
+        assert crawl("--org", "gone", "--api-url", fake.url, "--out", str(data)) == 2
+    out, err = capsys.readouterr()
+    assert code == 1
+    line = "ghframes: error: discovery: gone: no such organisation on "
+    assert [x.startswith(line) for x in err.splitlines()] == [True, True], err
+    (entry,) = edits_manifest(data)["repos"].values()
+    assert (entry["repo"], entry["status"]) == ("local", "ok")
+    assert "crawled 1/1 repositories" in out

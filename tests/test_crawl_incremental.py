@@ -115,7 +115,7 @@ def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, 
     assert len(err) == 1 and err[0].startswith(f"ghframes: error: {bad}: clone failed")
     repos = edits_manifest(data)["repos"]
     assert sorted(e["status"] for e in repos.values()) == ["failed", "ok"]
-    state = next((data / "edits").glob("good-*/state.json"))
+    state = next((data / "edits").glob("good-*/_state.json"))
     before = state.stat().st_mtime_ns
     assert crawl(str(good.path), bad, "--out", str(data)) == 1
     assert state.stat().st_mtime_ns == before  # the good repository was not mined again
@@ -150,7 +150,7 @@ def test_a_failing_recrawl_keeps_the_rows_an_earlier_run_mined(make_repo, tmp_pa
     assert stats["by_status"] == {"failed": 1} and stats["stale"] == {url: 2}
     # Render replays the kept rows: both commits, all three changes.
     assert cli.main(["render", str(data), "--no-progress"], env={}) == 0
-    frames = json.loads((data / "frames" / "manifest.json").read_text())
+    frames = json.loads((data / "frames" / "_manifest.json").read_text())
     (session,) = frames["sessions"].values()
     assert (session["key"], session["num_commits"], session["num_changes"]) == (
         entry["key"],
@@ -213,13 +213,13 @@ def test_killed_crawl_rerun_ends_with_every_row_exactly_once(tmp_path):
     )
     wait_for_files(
         data,
-        lambda: bool(list((data / "edits").glob("*/state.json"))),
+        lambda: bool(list((data / "edits").glob("*/_state.json"))),
         "a repository's crawl state",
         timeout=60,
     )
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray workers, mid-run
     proc.wait()
-    assert not (data / "edits" / "manifest.json").exists()
+    assert not (data / "edits" / "_manifest.json").exists()
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     repos = edits_manifest(data)["repos"]
     assert len(repos) == 6 and all(e["status"] == "ok" for e in repos.values())

@@ -121,7 +121,7 @@ def test_split_and_order_follow_the_history_not_where_it_was_crawled(
         assert cli.main(["crawl", str(source), "--out", str(data), "--no-progress"]) == 0
         render = ["render", str(data), "--max-frames-per-session", "150", "--no-progress"]
         assert cli.main(render) == 0
-        manifest = json.loads((data / "frames" / "manifest.json").read_text())["sessions"]
+        manifest = json.loads((data / "frames" / "_manifest.json").read_text())["sessions"]
         ds = FrameStream(str(data), 2, 64, "stream", split="eval", eval_fraction=0.5)
         assert len(ds.sessions) >= 6
         ids = {ds.sessions[i].id for i in ds.split_indices}
@@ -139,7 +139,7 @@ def test_split_and_order_follow_the_history_not_where_it_was_crawled(
 
 def repos_of(data: str) -> dict[str, str]:
     """{session id: repository} from the frames manifest."""
-    manifest = json.loads((Path(data) / "frames" / "manifest.json").read_text())
+    manifest = json.loads((Path(data) / "frames" / "_manifest.json").read_text())
     return {sid: s["repo"] for sid, s in manifest["sessions"].items()}
 
 
@@ -177,9 +177,9 @@ def test_split_by_session_is_the_default(data):
 
 
 def test_split_by_repo_refuses_one_repository(data, tmp_path):
-    manifest = json.loads((Path(data) / "frames" / "manifest.json").read_text())
+    manifest = json.loads((Path(data) / "frames" / "_manifest.json").read_text())
     one = {sid: s for sid, s in manifest["sessions"].items() if s["repo"] == "local/t2"}
-    path = tmp_path / "one" / "frames" / "manifest.json"
+    path = tmp_path / "one" / "frames" / "_manifest.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({**manifest, "sessions": one}))
     with pytest.raises(GhframesError) as err:
@@ -190,7 +190,7 @@ def test_split_by_repo_refuses_one_repository(data, tmp_path):
     )
     sid = next(iter(one))
     del manifest["sessions"][sid]["repo"]
-    path = tmp_path / "norepo" / "frames" / "manifest.json"
+    path = tmp_path / "norepo" / "frames" / "_manifest.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(manifest))
     with pytest.raises(GhframesError) as err:
@@ -270,7 +270,7 @@ def test_ranks_and_workers_partition_the_epoch(data, mode):
 def test_damaged_shards_name_shard_and_chunk(data, tmp_path):
     copy = tmp_path / "d"
     shutil.copytree(data, copy)
-    manifest = json.loads((copy / "frames" / "manifest.json").read_text())
+    manifest = json.loads((copy / "frames" / "_manifest.json").read_text())
     probe = FrameStream(str(copy), 1, 64, "stream")
     train = [probe.sessions[i] for i in probe.split_indices]
     victim = next(s for s in train if s.num_frames > 300)
@@ -346,7 +346,7 @@ def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(data, old)
     one_frame = zstandard.ZstdCompressor(level=6, write_content_size=True)
-    for path in (old / "frames").rglob("*.parquet"):
+    for path in (old / "frames").rglob("[!_]*.parquet"):
         f = pq.ParquetFile(path)
         table = f.read()
         blobs = []

@@ -78,7 +78,7 @@ def other_data(data: str, tmp_path, drop: bool) -> str:
     shutil.copytree(data, copy)
     if drop:
         ds = FrameStream(data, 2, 64, "stream")
-        manifest = copy / "frames" / "manifest.json"
+        manifest = copy / "frames" / "_manifest.json"
         doc = json.loads(manifest.read_text())
         del doc["sessions"][ds.session_ids[ds.split_indices[0]]]
         manifest.write_text(json.dumps(doc))

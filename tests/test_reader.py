@@ -139,7 +139,7 @@ def test_the_loader_refuses_a_shard_of_another_layout(tmp_path):
         "frames 0..+256 (chunks out of order or missing)"
     )
     sid, path = write(tmp_path, [256, 256])
-    manifest = tmp_path / "frames" / "manifest.json"
+    manifest = tmp_path / "frames" / "_manifest.json"
     doc = json.loads(manifest.read_text())
     doc["sessions"][sid]["num_frames"] = 600
     manifest.write_text(json.dumps(doc))
@@ -203,7 +203,7 @@ def test_a_damaged_session_description_is_refused_by_every_reader(tmp_path, foot
 )
 def test_a_damaged_manifest_is_refused_with_its_path(tmp_path, payload, said):
     (tmp_path / "frames").mkdir()
-    manifest = tmp_path / "frames" / "manifest.json"
+    manifest = tmp_path / "frames" / "_manifest.json"
     manifest.write_bytes(payload)
     with pytest.raises(GhframesError) as err:
         open_dataset(str(tmp_path))
@@ -215,6 +215,6 @@ def test_data_that_is_a_file_or_unreadable_is_one_error(tmp_path):
     with pytest.raises(GhframesError, match=r"file: not a directory$"):
         open_dataset(str(tmp_path / "file"))
     (tmp_path / "frames").mkdir()
-    (tmp_path / "frames" / "manifest.json").mkdir()  # a folder where the manifest should be
-    with pytest.raises(GhframesError, match=r"manifest.json: cannot be read"):
+    (tmp_path / "frames" / "_manifest.json").mkdir()  # a folder where the manifest should be
+    with pytest.raises(GhframesError, match=r"_manifest.json: cannot be read"):
         open_dataset(str(tmp_path))

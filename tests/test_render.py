@@ -162,11 +162,13 @@ def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
 
 
 def _shard_sizes(frames) -> dict[str, int]:
-    return {str(p.relative_to(frames)): p.stat().st_size for p in frames.rglob("*.parquet")}
+    """Session shards only (not the `_sessions.parquet` table)."""
+    paths = [p for p in frames.rglob("*.parquet") if not p.name.startswith("_")]
+    return {str(p.relative_to(frames)): p.stat().st_size for p in paths}
 
 
 def _frames_manifest(data) -> dict:
-    return json.loads((data / "frames" / "manifest.json").read_text())
+    return json.loads((data / "frames" / "_manifest.json").read_text())
 
 
 def test_rerender_with_other_options_removes_the_earlier_shards(tmp_path, ray_local, capsys):
@@ -196,7 +198,12 @@ def test_rerender_with_other_options_removes_the_earlier_shards(tmp_path, ray_lo
     assert manifest["removed"] == {"shards": 2, "bytes": sum(first.values())}
     assert f"removed 2 shards ({sum(first.values()):,} bytes) of earlier renders" in out
     (tiny_folder,) = {name.split("/")[0] for name in second}
-    assert {p.name for p in frames.iterdir()} == {"manifest.json", "notes.txt", tiny_folder}
+    assert {p.name for p in frames.iterdir()} == {
+        "_manifest.json",
+        "_sessions.parquet",
+        "notes.txt",
+        tiny_folder,
+    }
     assert _tree_bytes(tmp_path / "edits") == edits and len(edits) == 2
     assert manifest["repos"] == {
         "local/tiny": {
@@ -222,9 +229,9 @@ def test_a_repository_that_fails_keeps_its_earlier_sessions(tmp_path, ray_local,
     kept = {
         k: s for k, s in _frames_manifest(tmp_path)["sessions"].items() if s["key"] == "local/tiny"
     }
-    (name,) = json.loads((tmp_path / "edits" / "manifest.json").read_text())["repos"]["local/tiny"][
-        "shards"
-    ]
+    (name,) = json.loads((tmp_path / "edits" / "_manifest.json").read_text())["repos"][
+        "local/tiny"
+    ]["shards"]
     damaged = tmp_path / "edits" / name
     damaged.write_bytes(damaged.read_bytes()[:100])
     capsys.readouterr()
@@ -282,9 +289,9 @@ def test_a_repository_the_crawl_lost_keeps_its_earlier_sessions(tmp_path, ray_lo
 
     write_edits(tmp_path, {"local/tiny": tiny_repo(2), "local/t2": tiny_repo(3)})
     earlier = render_dataset(str(tmp_path), RenderOptions())["sessions"]
-    edits = json.loads((tmp_path / "edits" / "manifest.json").read_text())
+    edits = json.loads((tmp_path / "edits" / "_manifest.json").read_text())
     edits["repos"]["local/tiny"].update(status="failed", error="gone: fetch failed", shards=[])
-    (tmp_path / "edits" / "manifest.json").write_text(json.dumps(edits))
+    (tmp_path / "edits" / "_manifest.json").write_text(json.dumps(edits))
     manifest = render_dataset(str(tmp_path), RenderOptions(max_frames_per_session=200))
     kept = {k: s for k, s in earlier.items() if s["key"] == "local/tiny"}
     assert manifest["repos"]["local/tiny"] == {
@@ -310,7 +317,7 @@ def test_a_failed_render_keeps_the_sessions_it_finished_for_the_next_run(tmp_pat
     write_edits(tmp_path, {"local/tiny": tiny_repo(4)})
     earlier = render_dataset(str(tmp_path), RenderOptions())["sessions"]
     options = RenderOptions(max_frames_per_session=200)
-    entry = json.loads((tmp_path / "edits" / "manifest.json").read_text())["repos"]["local/tiny"]
+    entry = json.loads((tmp_path / "edits" / "_manifest.json").read_text())["repos"]["local/tiny"]
     finished, blocked, *_ = plan_repo(str(tmp_path), "local/tiny", entry, options)["sessions"]
     frames = tmp_path / "frames"
     (frames / blocked["shard"]).mkdir()
@@ -381,7 +388,7 @@ def test_action_budget_and_oversized_sessions_are_recorded(tmp_path, ray_local, 
     argv = ["render", str(tmp_path), "--no-progress", "--max-actions-per-change", "1000"]
     assert cli.main([*argv, "--max-frames-per-session", "300"]) == 0
     assert capsys.readouterr().out.startswith("rendered 2 sessions, ")
-    manifest = json.loads((tmp_path / "frames" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "frames" / "_manifest.json").read_text())
     assert manifest["options"]["max_actions_per_change"] == 1000
     summaries = sorted(manifest["sessions"].values(), key=lambda s: s["first_commit_index"])
     assert [(s["num_commits"], s["oversized"]) for s in summaries] == [(2, False), (1, True)]
@@ -455,19 +462,19 @@ def test_killed_render_resumes_with_every_session_once(tmp_path):
     frames_dir = tmp_path / "frames"
     wait_for_files(
         frames_dir,
-        lambda: len(list(frames_dir.rglob("*.parquet"))) >= 2,
+        lambda: len(list(frames_dir.rglob("[!_]*.parquet"))) >= 2,
         "two published session shards",
         timeout=120,
     )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    partial = len(list(frames_dir.rglob("*.parquet")))
-    assert partial >= 2 and not (frames_dir / "manifest.json").exists()
+    partial = len(list(frames_dir.rglob("[!_]*.parquet")))
+    assert partial >= 2 and not (frames_dir / "_manifest.json").exists()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     ds = ghframes.open_dataset(str(tmp_path))
     ids = [i.id for i in ds.sessions()]
-    assert len(ids) == len(set(ids)) == len(list(frames_dir.rglob("*.parquet"))) > partial
+    assert len(ids) == len(set(ids)) == len(list(frames_dir.rglob("[!_]*.parquet"))) > partial
     commits = sorted(
         (i.key, c)
         for i in ds.sessions()

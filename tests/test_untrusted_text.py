@@ -44,7 +44,8 @@ def test_shown_writes_controls_in_the_editors_notation():
 
 def test_api_error_body_is_printed_escaped(github, tmp_path, capsys):
     github.routes["/repos/octo/hello"] = lambda seen: Reply(422, {"message": f"no {HOSTILE}"})
-    assert crawl("octo/hello", "--out", str(tmp_path / "d"), "--api-url", github.url) == 2
+    # the source's failure (the others would be crawled): exit 1
+    assert crawl("octo/hello", "--out", str(tmp_path / "d"), "--api-url", github.url) == 1
     out, err = capsys.readouterr()
     assert err.startswith("ghframes: error: ") and err.count("\n") == 1
     assert "answered 422 (no ^[]0;pwned^G^[]52;c;ZXZpbA==^G" in err
@@ -78,7 +79,7 @@ def test_discovered_names_are_validated_never_used(github, capsys):
 
 def test_named_repository_with_an_invalid_answer_is_an_error(github, tmp_path, capsys):
     github.routes["/repos/octo/hello"] = lambda seen: Reply(200, repo_obj(f"octo/{HOSTILE}"))
-    assert crawl("octo/hello", "--out", str(tmp_path / "d"), "--api-url", github.url) == 2
+    assert crawl("octo/hello", "--out", str(tmp_path / "d"), "--api-url", github.url) == 1
     out, err = capsys.readouterr()
     assert "octo/hello: GitHub API at" in err and "invalid name" in err
     assert_inert(out + err)
@@ -96,7 +97,7 @@ def test_verify_render_and_stats_lines_are_escaped(tmp_path, monkeypatch, capsys
     failed = {"status": "failed", "error": f"clone of {HOSTILE} failed", "sessions": []}
     manifest = {"sessions": {}, "repos": {f"k{HOSTILE}": failed}}
     manifest["removed"] = {"shards": 0, "bytes": 0}
-    monkeypatch.setattr(render_pipeline, "render_dataset", lambda *a: manifest)
+    monkeypatch.setattr(render_pipeline, "render_dataset", lambda *a, **k: manifest)
     assert cli.main(["render", str(tmp_path), "--no-progress"]) == 1
     monkeypatch.setattr(stats, "collect", lambda data: {"edits": {"failed": {HOSTILE: HOSTILE}}})
     assert cli.main(["stats", str(tmp_path)]) == 0

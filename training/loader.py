@@ -207,8 +207,8 @@ class FrameStream(torch.utils.data.IterableDataset):
         self.root = f"{root.rstrip('/')}/{FRAMES_DIR}"
         self.remote = not isinstance(self.fs, pafs.LocalFileSystem)
         self.retries = shards.Retries(RETRIES if self.remote else 0, RETRY_DELAY)
-        path = f"{self.root}/{shards.MANIFEST}"
-        manifest = shards.read_manifest(self.fs, path, frames_schema(), self.retries)
+        where = f"{self.root}/{shards.MANIFEST}"  # names it in errors (an older one's too)
+        manifest = shards.read_manifest(self.fs, self.root, frames_schema(), self.retries)
         if manifest is None:
             raise GhframesError(f"{source}: no rendered frames (run `ghframes render` first)")
         self.schema_version = str(manifest["version"])
@@ -226,7 +226,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             held = held_out({s.id: s.key for s in self.sessions}, eval_fraction)
         else:
             summaries = {s.id: manifest["sessions"][s.id] for s in self.sessions}
-            repos = session_repos(summaries, f"{self.root}/{shards.MANIFEST}", source)
+            repos = session_repos(summaries, where, source)
             held = held_out_repos(repos, eval_fraction)
         self.split_indices = [
             i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")

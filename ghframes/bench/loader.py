@@ -46,7 +46,7 @@ def _replicate(data: str, copies: int) -> str:
         f"{sid}~{k}": s for sid, s in manifest["sessions"].items() for k in range(copies)
     }
     out = f"{root}/bench-x{copies}"
-    shards.write_json_atomic(fs, f"{out}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
+    shards.write_manifest(fs, f"{out}/{FRAMES_DIR}", manifest)
     for info in fs.get_file_info(pafs.FileSelector(f"{root}/{FRAMES_DIR}")):
         if info.type == pafs.FileType.Directory:
             link = f"{out}/{FRAMES_DIR}/{info.base_name}"

@@ -105,7 +105,7 @@ def write_long_session(data: str, files: int = 10, lines: int = 20_000) -> int:
     manifest = {"table": "frames", "version": frames_schema().version}
     manifest["repos"] = {KEY: {"repo": KEY, "status": "ok", "sessions": [sid]}}
     manifest["sessions"] = {sid: dict(summary, shard="long.parquet", bytes=size)}
-    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
+    shards.write_manifest(fs, f"{root}/{FRAMES_DIR}", manifest)
     return n
 
 

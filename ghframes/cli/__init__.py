@@ -52,20 +52,31 @@ def _command(sub, name: str, summary: str, epilog: str) -> argparse.ArgumentPars
 
 
 def _add_ray(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    from ghframes.cli.cluster import positive_int, positive_seconds, ray_address
+
     parser.add_argument(
         "--ray-address",
-        default=env.get("RAY_ADDRESS"),
+        type=ray_address,
+        default=env.get("RAY_ADDRESS") or None,
         metavar="ADDRESS",
         help="Ray cluster to run on: `auto`, HOST:PORT or ray://HOST:PORT "
         "(default: $RAY_ADDRESS, else an embedded local Ray started for this run)",
     )
     parser.add_argument(
         "--num-cpus",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="CPUs for the embedded local Ray, a positive integer; not for --ray-address "
         "(default: every CPU of this machine)",
+    )
+    parser.add_argument(
+        "--ray-timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the --ray-address head to answer before giving up "
+        "(default %(default)g)",
     )
     parser.add_argument(
         "--no-progress",
@@ -386,7 +397,29 @@ example:
     p.set_defaults(handler="ghframes.verify:run")
 
 
-COMMANDS = (_add_crawl, _add_render, _add_view, _add_export, _add_stats, _add_verify)
+def _add_ls(sub, env: Mapping[str, str]) -> None:
+    p = _command(
+        sub,
+        "ls",
+        "List the rendered sessions: repository, commits, frames, bytes, skips.",
+        """
+One row per session of DATA/frames/_sessions.parquet (of the manifest, for older renders).
+
+example:
+  ghframes ls data --repo github.com/pallets/click --format csv -o sessions.csv
+""",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset folder or URI holding DATA/frames")
+    p.add_argument("--repo", metavar="R", help="only this repository's sessions (default: all)")
+    p.add_argument("--json", action="store_true", help="print a JSON list (default: a table)")
+    p.add_argument(
+        "--format", choices=["csv", "parquet"], help="write -o FILE as %(choices)s (default: print)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="file for --format (default: none)")
+    p.set_defaults(handler="ghframes.ls:run")
+
+
+COMMANDS = (_add_crawl, _add_render, _add_view, _add_export, _add_stats, _add_verify, _add_ls)
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -397,7 +430,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="GitHub repository histories as terminal videos for training action models.",
         epilog="""
 The stages run in this order, each reading the previous one's files under DATA:
-crawl (DATA/edits), render (DATA/frames), then verify, stats, view and export.
+crawl (DATA/edits), render (DATA/frames), then verify, stats, ls, view and export.
 
 example:
   ghframes crawl pallets/click --out data && ghframes render data && ghframes view data

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 
+from ghframes.cli.cluster import check_reachable, connect_bounds
 from ghframes.crawl.sources import (
     Source,
     default_head,
@@ -16,6 +17,7 @@ from ghframes.crawl.sources import (
     parse_source,
 )
 from ghframes.errors import GhframesError
+from ghframes.store import lock
 from ghframes.store.shards import filesystem
 from ghframes.text import shown
 
@@ -41,11 +43,15 @@ def check_writable(data: str) -> None:
 
 def _github_sources(
     args: argparse.Namespace, env: Mapping[str, str], cache: str, specs: list[Source]
-) -> list[Source]:
-    """Sources for OWNER/NAME arguments and --query/--org/--user discovery, with API metadata."""
+) -> tuple[list[Source], list[tuple[Source, str]], list[str]]:
+    """Sources for OWNER/NAME arguments and --query/--org/--user discovery, with API metadata;
+    the OWNER/NAME sources whose lookup failed, each with its error; discovery's errors.
+
+    Every source fails alone: an API that fails one lookup, or a whole discovery, costs only
+    that source or that discovery, and the rest are still crawled."""
     wanted = [s for s in specs if s.kind == "github"]
     if not (wanted or args.query or args.org or args.user):
-        return []
+        return [], [], []
     from ghframes.crawl.discover import discover
     from ghframes.crawl.github import GitHubClient
 
@@ -55,17 +61,30 @@ def _github_sources(
         cache_dir=os.path.join(cache, "api"),
         max_wait=args.max_wait,
     )
-    infos = [client.repository(*s.spec.split("/")) for s in wanted]
-    found, filtered = discover(
-        client,
-        queries=args.query,
-        orgs=args.org,
-        users=args.user,
-        licenses=args.license,
-        include_forks=args.include_forks,
-        include_archived=args.include_archived,
-        limit=args.limit,
-    )
+    infos, failed, errors = [], [], []
+    for source in wanted:
+        try:
+            infos.append(client.repository(*source.spec.split("/")))
+        except GhframesError as exc:
+            message = str(exc)
+            if not message.startswith(f"{source.spec}: "):
+                message = f"{source.spec}: {message}"
+            failed.append((source, message))
+    found, filtered = [], {}
+    if args.query or args.org or args.user:
+        try:
+            found, filtered = discover(
+                client,
+                queries=args.query,
+                orgs=args.org,
+                users=args.user,
+                licenses=args.license,
+                include_forks=args.include_forks,
+                include_archived=args.include_archived,
+                limit=args.limit,
+            )
+        except GhframesError as exc:
+            errors.append(f"discovery: {exc}")
     for reason, n in sorted(filtered.items()):
         print(f"discovery: skipped {n} repositories ({shown(reason)})", file=sys.stderr)
     out = []
@@ -80,10 +99,16 @@ def _github_sources(
                 metadata=info.metadata(),
             )
         )
-    return out
+    return out, failed, errors
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    # Ray reads its connection bounds at import and at start-up: set for the whole command.
+    with connect_bounds(args.ray_address, args.ray_timeout):
+        return _run(args, env)
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from ghframes.pipelines.crawl import CrawlOptions, crawl
 
     if not (args.sources or args.query or args.org or args.user):
@@ -97,20 +122,31 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             default_head(open_repository(source, cache_dir=""), source)
     _, root = filesystem(args.out)
     cache = args.cache or os.path.join(root, "cache")
-    sources = [s for s in specs if s.kind != "github"] + _github_sources(args, env, cache, specs)
+    check_reachable(args.ray_address, args.ray_timeout)
+    found, lookup_failed, discovery_errors = _github_sources(args, env, cache, specs)
+    sources = [s for s in specs if s.kind != "github"] + found
     unique: dict[str, Source] = {}
     for source in sources:
         unique.setdefault(source.key, source)
-    manifest = crawl(
-        list(unique.values()),
-        args.out,
-        CrawlOptions(cache_dir=cache, max_file_bytes=args.max_file_bytes),
-        token=env.get("GITHUB_TOKEN") or None,
-        ray_address=args.ray_address,
-        num_cpus=args.num_cpus,
-        progress=not args.no_progress,
-    )
-    entries = [manifest["repos"][s.key] for s in unique.values()]
+    # A failed lookup of a repository that discovery found after all is no failure.
+    failed_lookups = {s.key: (s, e) for s, e in lookup_failed if s.key not in unique}
+    if discovery_errors and not (unique or failed_lookups):
+        raise GhframesError("; ".join(discovery_errors))  # nothing to crawl but that error
+    for error in discovery_errors:
+        print(f"ghframes: error: {shown(error)}", file=sys.stderr)
+    with lock.hold(args.out, "crawl", create=True):
+        manifest = crawl(
+            list(unique.values()),
+            args.out,
+            CrawlOptions(cache_dir=cache, max_file_bytes=args.max_file_bytes),
+            token=env.get("GITHUB_TOKEN") or None,
+            ray_address=args.ray_address,
+            num_cpus=args.num_cpus,
+            progress=not args.no_progress,
+            failed=list(failed_lookups.values()),
+            ray_timeout=args.ray_timeout,
+        )
+    entries = [manifest["repos"][key] for key in [*unique, *failed_lookups]]
     for e in entries:
         line = f"{e['status']:9} {e['repo']}: {e['commits']} commits, {e['changes']} changes"
         if e["status"] == "duplicate":
@@ -125,4 +161,4 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         print(f"ghframes: error: {shown(e['error'])}", file=sys.stderr)
     done = len(entries) - len(failed)
     print(shown(f"crawled {done}/{len(entries)} repositories into {args.out}/edits"))
-    return 1 if failed else 0
+    return 1 if failed or discovery_errors else 0

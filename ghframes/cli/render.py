@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
+from ghframes.cli.cluster import check_reachable, connect_bounds
 from ghframes.render.session import RenderOptions
+from ghframes.store import lock
 from ghframes.text import shown
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,16 @@ def options_from_args(args) -> RenderOptions:
 
 
 def run(args, env) -> int:
+    # Ray reads its connection bounds at import and at start-up: set for the whole command.
+    with connect_bounds(args.ray_address, args.ray_timeout):
+        return _run(args, env)
+
+
+def _run(args, env) -> int:
     from ghframes.pipelines.render import render_dataset
 
     options = options_from_args(args)
+    check_reachable(args.ray_address, args.ray_timeout)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -37,7 +46,15 @@ def run(args, env) -> int:
             bar.update(done - bar.n)
 
     try:
-        manifest = render_dataset(args.data, options, args.ray_address, args.num_cpus, progress)
+        with lock.hold(args.data, "render"):
+            manifest = render_dataset(
+                args.data,
+                options,
+                args.ray_address,
+                args.num_cpus,
+                progress,
+                ray_timeout=args.ray_timeout,
+            )
     finally:
         if bar is not None:
             bar.close()

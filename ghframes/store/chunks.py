@@ -134,7 +134,7 @@ def commit_messages(dataset: Dataset, key: str) -> dict[str, str]:
     """{commit id: first line of its message} from DATA/edits for repository `key` ({} if absent)."""
     try:
         _, root = shards.filesystem(dataset.data)
-        manifest = shards.read_json(dataset.fs, f"{root}/edits/{shards.MANIFEST}")
+        _, manifest = shards.read_named_json(dataset.fs, f"{root}/edits", shards.MANIFEST)
         if not manifest or key not in manifest.get("repos", {}):
             return {}
         out: dict[str, str] = {}

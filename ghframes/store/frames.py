@@ -2,8 +2,8 @@
 
 Layout under DATA/frames/: one Parquet shard per session (rows = chunks of frames, columns from
 schemas/frames.json, `CHUNKS_PER_ROW_GROUP` rows per row group, the session's description in
-the shard's key-value metadata) and `manifest.json`, written after every shard, listing
-sessions and per-repository status. Each shard is read through reader.py, which checks it.
+the shard's key-value metadata), `_sessions.parquet` (one row per session, store/sessions.py)
+and `_manifest.json`, written after every shard, listing sessions and per-repository status. Each shard is read through reader.py, which checks it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def write_one_session_dataset(
     entry.update(skipped={}, oversized=False, unknown_sequences=0)
     manifest = {"table": "frames", "version": frames_schema().version, "repos": {}}
     manifest["sessions"] = {sid: entry}
-    shards.write_json_atomic(fs, f"{root}/{FRAMES_DIR}/{shards.MANIFEST}", manifest)
+    shards.write_manifest(fs, f"{root}/{FRAMES_DIR}", manifest)
     return sid
 
 
@@ -134,8 +134,7 @@ class Dataset:
         self.data = data
         self.fs, root = shards.filesystem(data)
         self.root = f"{root}/{FRAMES_DIR}"
-        where = f"{self.root}/{shards.MANIFEST}"
-        manifest = shards.read_manifest(self.fs, where, frames_schema())
+        manifest = shards.read_manifest(self.fs, self.root, frames_schema())
         if manifest is None:
             raise GhframesError(f"{data}: no rendered frames (run `ghframes render {data}` first)")
         self.manifest = manifest

@@ -1,7 +1,9 @@
 """Shard and manifest I/O: Parquet written atomically under deterministic names, read with a version check.
 
 A shard appears under its final name only when complete (temporary name, then rename), and a
-stage's manifest is written last. `DATA` may be a local path or any URI `pyarrow.fs` knows
+stage's manifest is written last. Every file beside the shards that is not one (manifests,
+state files, temporaries) has a name starting with `_` or `.`, which pyarrow, pandas, Polars
+and DuckDB skip, so that DATA/edits and DATA/frames read as Parquet datasets with no arguments. `DATA` may be a local path or any URI `pyarrow.fs` knows
 (`s3://…`); on object stores a single PUT is already atomic, so no rename is needed there.
 """
 
@@ -23,7 +25,10 @@ from ghframes.errors import GhframesError
 from ghframes.store.schema import TableSchema
 
 COMPRESSION = "zstd"
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
+STATE = "_state.json"  # a repository's crawl state, DATA/edits/<key>/_state.json
+# The names ghframes 0.1.0 gave them: still read, removed when the new name is written.
+FORMER_NAMES = {MANIFEST: "manifest.json", STATE: "state.json"}
 
 
 def filesystem(data: str) -> tuple[pafs.FileSystem, str]:
@@ -168,15 +173,44 @@ def read_json(fs: pafs.FileSystem, path: str, retries: Retries = NO_RETRIES) -> 
         raise GhframesError(f"{path}: damaged JSON ({exc})") from None
 
 
+def read_named_json(
+    fs: pafs.FileSystem, folder: str, name: str, retries: Retries = NO_RETRIES
+) -> tuple[str, object | None]:
+    """The JSON document `name` (MANIFEST, STATE) in `folder`, else the one under its former
+    name (FORMER_NAMES), and the path it was read from; (the path of `name`, None) if neither
+    is there."""
+    for candidate in (name, FORMER_NAMES.get(name)):
+        if candidate is not None:
+            path = f"{folder}/{candidate}"
+            document = read_json(fs, path, retries)
+            if document is not None:
+                return path, document
+    return f"{folder}/{name}", None
+
+
+def write_named_json(fs: pafs.FileSystem, folder: str, name: str, obj: object) -> None:
+    """Write `obj` as `name` in `folder` atomically, then remove the file under its former name
+    (a dataset an earlier version wrote), which readers would otherwise still fall back to."""
+    write_json_atomic(fs, f"{folder}/{name}", obj)
+    former = f"{folder}/{FORMER_NAMES.get(name, name)}"
+    if former != f"{folder}/{name}" and fs.get_file_info(former).type == pafs.FileType.File:
+        fs.delete_file(former)
+
+
 def read_manifest(
-    fs: pafs.FileSystem, path: str, table: TableSchema, retries: Retries = NO_RETRIES
+    fs: pafs.FileSystem, folder: str, table: TableSchema, retries: Retries = NO_RETRIES
 ) -> dict | None:
-    """The manifest of `table` at `path`, its table, version and shape checked
-    (`TableSchema.check_manifest`), or None if there is none."""
-    manifest = read_json(fs, path, retries)
+    """The manifest of `table` in `folder` (read_named_json), its table, version and shape
+    checked (`TableSchema.check_manifest`), or None if there is none."""
+    path, manifest = read_named_json(fs, folder, MANIFEST, retries)
     if manifest is not None:
         table.check_manifest(manifest, path)
     return manifest
+
+
+def write_manifest(fs: pafs.FileSystem, folder: str, manifest: dict) -> None:
+    """Publish `manifest` in `folder`, the last file a stage writes."""
+    write_named_json(fs, folder, MANIFEST, manifest)
 
 
 def footer_value(shard: pq.ParquetFile, key: str) -> str | None:
