@@ -153,3 +153,15 @@ def test_resume_at_the_end_of_an_epoch_starts_the_next(tmp_path, monkeypatch):
     train(small_run(tmp_path / "c", steps=3), TINY, env={}, log=quiet)
     again = train(small_run(tmp_path / "c", steps=6, resume="auto"), TINY, env={}, log=quiet)
     assert again.step == 6 and again.last["epoch"] == 1
+
+
+def test_a_trainer_error_line_is_printed_escaped(tmp_path, capsys):
+    """The trainer's one error line carries paths and names from data: shown, never raw."""
+    from ghframes.training.train import main
+
+    afile = tmp_path / "run\x1b]0;pwned\x07"
+    afile.write_text("kept")
+    assert main(["--out", str(afile), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert err.strip().endswith("run^[]0;pwned^G: exists and is not a directory")

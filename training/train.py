@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ghframes.errors import GhframesError
+from ghframes.text import shown
 
 from .checkpoint import (
     check_checkpoint,
@@ -398,7 +399,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         cfg, model_cfg, _ = resolve(args, env)
         train(cfg, model_cfg, env)
     except GhframesError as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
+        print(f"train: error: {shown(exc)}", file=sys.stderr)  # paths, names from data
         return 2
     except KeyboardInterrupt:
         print("train: interrupted", file=sys.stderr)

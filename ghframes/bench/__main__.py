@@ -30,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {stage} …", file=sys.stderr, flush=True)
         rows += benchmark(stage)()
     width = max(len(r["name"]) for r in rows)
-    where = machine()
-    print(f"# ghframes bench on {where}, commit {commit() or 'unknown'}")
+    where, sha = machine(), commit()
+    print(f"# ghframes bench on {where}, commit {sha or 'unknown'}")
     print(f"{'benchmark':<{width}}  {'value':>14}  unit")
     for r in rows:
         print(f"{r['name']:<{width}}  {r['value']:>14,}  {r['unit']}")
-    report = {"machine": where, "commit": commit(), "rows": rows}
+    report = {"machine": where, "commit": sha, "rows": rows}
     with open(args.json, "w") as out:
         json.dump(report, out, indent=1)
         out.write("\n")
