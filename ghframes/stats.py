@@ -1,4 +1,5 @@
-"""`ghframes stats DATA`: what a dataset holds, stage by stage, and what was skipped and why."""
+"""`ghframes stats DATA`: what a dataset holds, stage by stage, and what was skipped and why;
+with `--actions`, how human its keystrokes are (the figures of ghframes/keystats.py)."""
 
 from __future__ import annotations
 
@@ -69,12 +70,70 @@ def _lines(section: str, stats: dict) -> list[str]:
     return lines
 
 
+def _ratio(value: float | None, percent: bool = False, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2%}" if percent else f"{value:.{digits}f}"
+
+
+def _times(figure: dict | None) -> str:
+    if figure is None:
+        return "n/a"
+    return f"median {figure['median']}, p95 {figure['p95']}, mean {figure['mean']:.1f}"
+
+
+def action_lines(figures: dict) -> list[str]:
+    """The figures of keystats.py as an aligned table: short name, value, human reference."""
+    ref = figures["reference"]
+    rows = [(f"share.{name}", _ratio(v, percent=True), "") for name, v in figures["share"].items()]
+    rows += [
+        ("kspc", _ratio(figures["kspc"]), f"{ref['kspc']}"),
+        ("kspc_own_text", _ratio(figures["kspc_own_text"]), f"{ref['kspc']}"),
+        (
+            "typo_rate",
+            _ratio(figures["typo_rate"], percent=True),
+            f"{ref['uncorrected_error_rate']:.2%} left uncorrected",
+        ),
+    ]
+    run = figures["longest_run"]
+    if run is None:
+        rows.append(("longest_run", "n/a", ""))
+    else:
+        rows.append(("longest_run", f"{run['length']:,} x {run['key']!r}", ""))
+        rows.append(("longest_run.at", f"session {run['session']}, frame {run['frame']:,}", ""))
+    rows += [
+        ("enter_opens_line", _ratio(figures["enter_opens_line"], percent=True), ""),
+        ("indent_keys_per_line", _ratio(figures["indent_keys_per_line"], digits=2), ""),
+    ]
+    times, iki = figures["inter_key_ms"], f"{ref['inter_key_ms_mean']} mean, every key"
+    if times is None:
+        rows += [("inter_key_ms", "no times recorded", iki)]
+        rows += [("wpm", "no times recorded", f"{ref['wpm']}")]
+    else:
+        rows += [("inter_key_ms.all", _times(times["all"]), iki)]
+        rows += [("inter_key_ms.printable", _times(times["printable"]), "")]
+        rows += [("wpm", _ratio(times["wpm"], digits=1), f"{ref['wpm']}")]
+    rows += [(f"totals.{k}", f"{v:,}", "") for k, v in figures["totals"].items()]
+    name_width = max(len(r[0]) for r in rows)
+    value_width = max(len(value) for _, value, reference in rows if reference)
+    header = ("figure", "value", "human typing")
+    lines = ["actions (definitions: ghframes/keystats.py)"]
+    for name, value, reference in [header, *rows]:
+        lines.append(f"  {name:<{name_width}}  {value:<{value_width}}  {reference}".rstrip())
+    return [*lines, f"  human typing: {ref['source']}"]
+
+
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     stats = collect(args.data)
+    if args.actions:
+        from ghframes.keystats import dataset_figures
+
+        stats["actions"] = dataset_figures(args.data)  # before any output: errors come alone
     if args.json:
         print(json.dumps(stats, indent=1, sort_keys=True))
     else:
         for section, values in stats.items():
-            # Sources and errors come from repositories and servers; JSON escapes by itself.
-            print("\n".join(shown(line) for line in _lines(section, values)))
+            # Sources, errors, keys and session ids come from data; JSON escapes by itself.
+            lines = action_lines(values) if section == "actions" else _lines(section, values)
+            print("\n".join(shown(line) for line in lines))
     return 0

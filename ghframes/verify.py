@@ -1,12 +1,12 @@
 """`ghframes verify DATA`: replay every session's actions through the editor model and check shards.
 
 For each session, read a row group at a time (ghframes.store.reader, which checks the
-chunk layout and the counts): every chunk decodes to `[num_frames, 48, 160]` with one action
-and one cursor position per frame, as many as the manifest says; the terminal met no unknown
-escape sequence; and for every change played in the editor, its actions, from the file's
-`before` text, leave exactly its `after` text, saved, followed by `<C-q>`; and every edit row
-of the session's commits is listed in it, rendered or counted as skipped. Mismatches name
-session, commit and path.
+chunk layout and the counts): every chunk decodes to `[num_frames, 48, 160]` with one action,
+one cursor position and (shards of frames 1.3 on) one `dt` per frame, as many as the manifest
+says; the terminal met no unknown escape sequence; and for every change played in the editor,
+its actions, from the file's `before` text, leave exactly its `after` text, saved, followed by
+`<C-q>`; and every edit row of the session's commits is listed in it, rendered or counted as
+skipped. Mismatches name session, commit and path.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class _Stream:
 
     def __init__(self, shard: FrameShard) -> None:
         self.frames = self.cursor = 0
+        self.dt: int | None = None  # dt entries; None: a shard before frames 1.3 has none
         self.position = 0  # actions consumed
         self._actions = self._read(shard)
         self._next: str | None = None
@@ -53,6 +54,8 @@ class _Stream:
             for k in range(chunks.k0, chunks.k0 + len(chunks)):
                 self.frames += len(chunks.decode(k))
             self.cursor += len(chunks.cursor)
+            if chunks.dt is not None:
+                self.dt = (self.dt or 0) + len(chunks.dt)
             yield from chunks.actions.flatten().to_pylist()
 
     def peek(self) -> str | None:
@@ -79,10 +82,16 @@ class _Stream:
         return self.position
 
 
-def _replay(stream: _Stream, row: dict, begin: int, count: int, where: str) -> str | None:
+# Sessions of these renderer versions were typed before the editor autoindented.
+WITHOUT_AUTOINDENT = {"1", "2"}
+
+
+def _replay(
+    stream: _Stream, row: dict, begin: int, count: int, where: str, autoindent: bool = True
+) -> str | None:
     """Play a change's `count` actions from `begin` on its `before` text: the problem, or None."""
     stream.skip_to(begin)
-    editor = Editor(row["before"] or "")
+    editor = Editor(row["before"] or "", autoindent=autoindent)
     try:
         for _ in range(count):
             action = stream.take()
@@ -119,6 +128,7 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
         metadata = shard.description()
         stream = _Stream(shard)
         changes = metadata["changes"]
+        autoindent = str(metadata.get("renderer_version")) not in WITHOUT_AUTOINDENT
         found: dict[int, str] = {}  # change -> its problem, reported in the footer's order
         played = sorted(
             (change["editor_first"], j)
@@ -134,17 +144,20 @@ def verify_session(dataset, info, edits_manifest: dict) -> list[str]:
             if begin < stream.position:  # editor ranges never overlap in a rendered session
                 found[j] = f"{where}: its actions overlap the change before it"
                 continue
-            problem = _replay(stream, row, begin, change["editor_actions"], where)
+            problem = _replay(stream, row, begin, change["editor_actions"], where, autoindent)
             if problem is not None:
                 found[j] = problem
         T = stream.drain()
     except GhframesError as exc:
         return [f"{info.id}: {exc}"]
     problems = []
-    if not info.num_frames == T == stream.frames:  # the reader matched actions, cursor, frames
+    dt = T if stream.dt is None else stream.dt
+    # the reader matched actions, cursor, dt and frames chunk by chunk; these are the totals
+    if not info.num_frames == T == stream.frames == stream.cursor == dt:
+        times = "" if stream.dt is None else f", {stream.dt} dt"
         problems.append(
             f"{info.id}: {stream.frames} frames, {T} actions, "
-            f"{stream.cursor} cursor positions, manifest says {info.num_frames}"
+            f"{stream.cursor} cursor positions{times}, manifest says {info.num_frames}"
         )
     if metadata.get("unknown_sequences"):
         problems.append(

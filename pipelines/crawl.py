@@ -140,6 +140,7 @@ def mine_repository(
             max_file_bytes=options.max_file_bytes,
             batch_bytes=options.shard_text_bytes,
             on_commits=on_commits,
+            branch=history.head_branch(repo, source.default_branch),
         ):
             if batch.num_rows == 0:
                 continue

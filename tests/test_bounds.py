@@ -64,17 +64,22 @@ def test_commit_action_budget_in_a_session():
     assert meta["options"]["max_actions_per_commit"] == 500
 
 
-def test_the_new_bound_leaves_default_names_and_footers_alone():
-    """The options are part of a session's identity (its shard name) and its footer: at its
-    default, the bound added later is not recorded, so earlier renders stay byte-identical."""
-    assert "max_actions_per_commit" not in RenderOptions().as_dict()
+def test_every_option_is_part_of_a_sessions_identity():
+    """The options are part of a session's identity (its shard name) and its footer. Renderer
+    version 3 renamed every render, so none is left out at its default any more; an option added
+    later goes into ADDED_OPTIONS, which leaves it out at its default."""
     assert sorted(RenderOptions().as_dict()) == [
         "max_actions_per_change",
+        "max_actions_per_commit",
         "max_frames_per_session",
         "max_typed_chars_per_change",
         "max_typed_chars_per_commit",
+        "seed",
+        "typist",
+        "typo_rate",
     ]
     assert RenderOptions(max_actions_per_commit=9).as_dict()["max_actions_per_commit"] == 9
+    assert RenderOptions(typist="replay", seed=3).as_dict() != RenderOptions().as_dict()
 
 
 def test_render_flag_max_actions_per_commit(tmp_path, ray_local, capsys):

@@ -1,9 +1,11 @@
-"""The editor and its screen: golden screens, a differential oracle, and replay fidelity properties."""
+"""The editor and its screen: golden screens, a differential oracle, and replay fidelity properties
+(autoindent included)."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import random
 import re
 
 import pytest
@@ -143,8 +145,9 @@ ALPHABET = st.sampled_from(
         "\x1b[5;5H",
     ]
 )
+INDENT = st.sampled_from(["", "", "", "    ", "\t", "  \t", "        ", "\t\t"])
 LINE = st.one_of(
-    st.lists(ALPHABET, max_size=12).map("".join),
+    st.tuples(INDENT, st.lists(ALPHABET, max_size=12).map("".join)).map("".join),
     st.integers(150, 330).map(lambda n: ("ab中" * 120)[:n]),
 )
 TEXT = st.lists(LINE, max_size=60).map("\n".join)
@@ -181,7 +184,7 @@ def test_frames_text_round_trip():
 
 def test_every_key_the_editor_handles_is_in_the_vocabulary():
     """The editor's keys and the control keys <C-v> takes are exactly the vocabulary's named
-    tokens; <C-c> and <Esc> (prompt), <C-d> (shell) mean something outside <C-v> too."""
+    tokens; <C-c> and <Esc> (prompts), <C-d> (shell) mean something outside <C-v> too."""
     handled = set(editor_module._KEYS) | set(actions.CONTROL)
     assert len(actions.TOKENS) == len(set(actions.TOKENS))
     assert handled == set(actions.TOKENS)
@@ -209,3 +212,137 @@ def test_keys_typed_for_any_character_are_actions():
         for key in keys_for_char(char):
             printable = len(key) == 1 and is_typable(key)
             assert printable or key in actions.TOKENS or by_number.match(key), key
+
+
+# The planner and autoindent: new lines are opened below the line above, and the indentation
+# <Enter> copied is kept as far as the new line shares it.
+
+PY_BEFORE = """class Stack:
+    def __init__(self):
+        self.items = []
+
+    def push(self, x):
+        self.items.append(x)
+"""
+PY_AFTER = """class Stack:
+    def __init__(self):
+        self.items = []
+        self.limit = None
+
+    def push(self, x):
+        if self.limit is not None and len(self.items) >= self.limit:
+            raise OverflowError(x)
+
+        self.items.append(x)
+
+    def pop(self):
+        return self.items.pop()
+"""
+GO_BEFORE = "package main\n\nfunc main() {\n\tfor i := 0; i < 3; i++ {\n\t\tprint(i)\n\t}\n}\n"
+GO_AFTER = (
+    'package main\n\nimport "fmt"\n\nfunc main() {\n\tfor i := 0; i < 3; i++ {\n'
+    "\t\tif i%2 == 0 {\n\t\t\tfmt.Println(i)\n\t\t}\n\n\t\tprint(i)\n\t}\n\tdone()\n}\n"
+)
+
+PLAN_CASES = {
+    "python_blocks_inside_indented_code": (PY_BEFORE, PY_AFTER),
+    "go_tabs": (GO_BEFORE, GO_AFTER),
+    "crlf_indented": (
+        "def f():\r\n    a = 1\r\n    return a\r\n",
+        "def f():\r\n    a = 1\r\n    if a:\r\n        a += 1\r\n\r\n    return a\r\n",
+    ),
+    "no_final_newline": ("if x:\n    y()", "if x:\n    y()\n    z()\n        deeper"),
+    "top_of_file_before_indented_line": (
+        "    indented\nx\n",
+        "import os\n\tfoo\n    indented\nx\n",
+    ),
+    "top_of_file_indented_block": ("\tbody\n", "\thead\n\t\tmore\n\n\tbody\n"),
+    "blank_and_blank_looking_lines": (
+        "    a\n    b\n",
+        "    a\n\n    \n  \t\n\t\n    a2\n    b\n",
+    ),
+    "dedent_partially": (
+        "            deep\nend\n",
+        "            deep\n        less\n    least\nend\n",
+    ),
+    "tabs_to_spaces": ("\t\tt\n", "\t\tt\n  s\n\t  ts\n"),
+    "replace_whole_file": ("    old\n\told2", "    new\n        newer\n"),
+    "replace_dissimilar_line_in_block": (
+        "def f():\n    x = compute(1)\n    return x\n",
+        "def f():\n    while True: pass\n    return x\n",
+    ),
+    "empty_to_indented": ("", "    a\n        b\n\n    c"),
+    "lines_ending_in_blanks": ("x  \n", "x  \n  \n  y  \n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAN_CASES))
+def test_plan_edit_is_exact_with_autoindent(name):
+    before, after = PLAN_CASES[name]
+    _, editor, plan = play(before, after)  # checks the screen at every key, and the result
+    assert editor.text == after
+    assert plan_edit(before, after).actions == plan.actions  # deterministic
+
+
+def test_new_lines_open_from_the_line_above_and_reuse_its_indentation():
+    before = "def f():\n    a = 1\n    return a\n"
+    after = "def f():\n    a = 1\n    b = 2\n    return a\n"
+    plan = plan_edit(before, after)
+    assert plan.actions == ["<Down>", "<End>", "<Enter>", *"b = 2", "<C-s>"]
+    assert plan.typed == 1 + len("b = 2")
+
+
+def test_deeper_and_shallower_lines_type_and_delete_only_the_difference():
+    before = "if a:\n    b\n"
+    after = "if a:\n    b\n        c\n    d\n"
+    plan = plan_edit(before, after)
+    assert plan.actions == [
+        *["<Down>", "<End>", "<Enter>", " ", " ", " ", " ", "c"],
+        *["<Enter>", "<BS>", "<BS>", "<BS>", "<BS>", "d", "<C-s>"],
+    ]
+
+
+def test_a_blank_line_after_an_indented_one_is_one_ctrl_bs():
+    plan = plan_edit("x\n    y\nw\n", "x\n    y\n\n    z\nw\n")
+    assert plan.actions == ["<Down>", "<End>", "<Enter>", "<C-BS>", "<Enter>", *"    z", "<C-s>"]
+
+
+def test_insertion_at_the_top_of_the_file():
+    plan = plan_edit("    a\n", "b\n    a\n")
+    assert plan.actions == ["<Enter>", "<Up>", "b", "<C-s>"]
+    plan = plan_edit("    a\n", "    b\n    a\n")
+    assert plan.actions[:3] == ["<Enter>", "<Up>", " "]
+    plan = plan_edit("q\n    a\n", "q\n    b\n    c\n    a\n")  # opened below `q`, not at `a`
+    assert plan.actions[:3] == ["<End>", "<Enter>", " "]
+
+
+def test_a_new_file_is_typed_from_its_first_line():
+    plan = plan_edit("", "    a\n\tb\n")
+    assert plan.actions == [*"    a", "<Enter>", "<C-BS>", "<Tab>", "b", "<Enter>", "<BS>", "<C-s>"]
+    assert plan_edit("", "y\n").actions == ["y", "<Enter>", "<C-s>"]
+
+
+def test_indented_text_never_gets_its_indentation_twice():
+    """Random indented code inserted anywhere in indented code replays exactly."""
+    rng = random.Random(7)
+    pieces = ["", "    ", "\t", "        ", "  \t", "\t\t", " "]
+    words = ["x = 1", "pass", "", "if y:", "}", "return (a, b)", "\r", "中文", "  "]
+    for _ in range(150):
+        before = [rng.choice(pieces) + rng.choice(words) for _ in range(rng.randint(0, 8))]
+        after = list(before)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randint(0, len(after))
+            after[at:at] = [
+                rng.choice(pieces) + rng.choice(words) for _ in range(rng.randint(1, 4))
+            ]
+        if after and rng.random() < 0.3:
+            after.pop(rng.randrange(len(after)))
+        ending = rng.choice(["", "\n"])
+        b, a = "\n".join(before) + ending, "\n".join(after) + ending
+        plan = plan_edit(b, a)
+        ed = Editor(b)
+        for key in plan.actions:
+            if key == "<Enter>" and ed.prompt is None:  # never in front of text on the line
+                assert ed.col in (0, len(ed.lines[ed.row])), (b, a)
+            ed.press(key)
+        assert ed.text == a, (b, a)

@@ -64,6 +64,8 @@ def test_batches_hold_the_sessions(data, mode, T):  # T < segment, T > segment
         assert b["frames"].shape == (3, T, 48, 160) and b["frames"].dtype == torch.uint8
         m = b["mask"].numpy()
         assert not b["frames"][~b["mask"]].any()
+        assert b["dt"].shape == (3, T) and b["dt"].dtype == torch.int32
+        assert not b["dt"][~b["mask"]].any()
         for r in range(3):
             for c in np.flatnonzero(m[r]):
                 sid = ds.session_ids[int(b["session"][r, c])]
@@ -71,6 +73,7 @@ def test_batches_hold_the_sessions(data, mode, T):  # T < segment, T > segment
                 t = int(b["t"][r, c])
                 assert np.array_equal(b["frames"][r, c].numpy(), char_ids(s.frames[t]))
                 assert b["cursor"][r, c].tolist() == s.cursor[t].tolist()
+                assert int(b["dt"][r, c]) == int(s.dt[t])
                 name = ds.action_names[int(b["actions"][r, c])]
                 assert name == s.actions[t] or (name == "<other>" and len(s.actions[t]) == 1)
                 assert bool(b["reset"][r, c]) == (t == 0 or (mode == "window" and c == 0))

@@ -159,7 +159,7 @@ def long_data(tmp_path_factory, ray_local):
     from ghframes.render.session import RenderOptions
 
     root = tmp_path_factory.mktemp("loader-long") / "data"
-    write_edits(root, {"github.com/bench/long": realistic_edit_rows(6, 2)})
+    write_edits(root, {"github.com/bench/long": realistic_edit_rows(8, 2)})
     render_dataset(str(root), RenderOptions(max_frames_per_session=1_000_000))
     return str(root)
 

@@ -14,7 +14,7 @@ import pytest
 
 from ghframes.errors import GhframesError
 from ghframes.render.terminal import COLS, ROWS
-from ghframes.store import shards
+from ghframes.store import schema, shards
 from ghframes.store.chunks import open_lazy
 from ghframes.store.codec import encode_chunk
 from ghframes.store.frames import (
@@ -53,6 +53,22 @@ def rewrite(path: str, change) -> None:
     shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
 
 
+def write_old_version(path: str, version: str = "1.2") -> None:
+    """Write the shard at `path`, and its dataset's manifest, again as frames `version` wrote
+    them: the shard without the `dt` column (added in 1.3), its version in the metadata."""
+    file = pq.ParquetFile(path)
+    table = file.read().drop_columns(["dt"]).replace_schema_metadata(None)
+    footer = {SESSION_KEY: shards.footer_value(file, SESSION_KEY)}
+    current = frames_schema()
+    arrow = current.arrow.remove(current.arrow.get_field_index("dt"))
+    arrow = arrow.with_metadata({**current.arrow.metadata, schema.VERSION_KEY: version.encode()})
+    old = schema.TableSchema("frames", version, arrow, current.doc)
+    fs, folder = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
+    shards.write_table(fs, path, table, old, row_group_size=8, footer_metadata=footer)
+    manifest = shards.read_json(fs, f"{folder}/{shards.MANIFEST}")
+    shards.write_manifest(fs, folder, dict(manifest, version=version))
+
+
 def errors(data, sid: str) -> list[str]:
     """What each reader says about the session: the dataset, the lazy session, verify and the
     loader ('' for one that read it)."""
@@ -82,6 +98,8 @@ def test_a_sound_shard_reads_the_same_whole_and_by_row_group(tmp_path):
     parts = list(shard.groups())
     assert [p.k0 for p in parts] == [0, 8, 16] and whole.total_frames == 17 * 256 + 5
     assert np.array_equal(np.concatenate([p.cursor for p in parts]), whole.cursor)
+    assert np.array_equal(np.concatenate([p.dt for p in parts]), whole.dt)
+    assert whole.dt.dtype == np.dtype("<u2") and whole.dt.tolist() == [100] * 4357
     assert sum((p.actions.flatten().to_pylist() for p in parts), []) == ["x"] * 4357
     for p in parts:
         for k in range(p.k0, p.k0 + len(p)):
@@ -116,6 +134,40 @@ def test_missing_actions_are_refused_by_every_reader(tmp_path):
     rewrite(path, drop)
     said = f"{path}: chunk 1: 256 frames but 255 actions and 256 cursor positions"
     assert errors(tmp_path, sid) == [said] * 4
+
+
+def test_missing_times_are_refused_by_every_reader(tmp_path):
+    sid, path = write(tmp_path)
+
+    def drop(cols: dict) -> dict:
+        cols["dt"][1] = cols["dt"][1][:-2]  # one uint16 short
+        return cols
+
+    rewrite(path, drop)
+    said = f"{path}: chunk 1: 256 frames but 510 bytes of dt (2 a frame)"
+    assert errors(tmp_path, sid) == [said] * 4
+
+
+def test_a_shard_from_before_times_reads_without_them(tmp_path):
+    """Frames 1.2 shards have no `dt` column: every reader reads them, with no times (None;
+    the loader: zeros)."""
+    sid, path = write(tmp_path)
+    write_old_version(path, "1.2")
+    assert pq.ParquetFile(path).schema_arrow.names[-1] == "cursor"
+    assert errors(tmp_path, sid) == ["", "", "", ""]
+    session = open_dataset(str(tmp_path)).session(sid)
+    assert session.dt is None and list(session.frames[:, 0, 0]) == [t % 251 for t in range(612)]
+    assert open_lazy(str(tmp_path), sid).dt is None
+    (batch,) = FrameStream(str(tmp_path), 1, 612, "window", eval_fraction=0.0)
+    assert batch["mask"].all() and not batch["dt"].any()
+
+
+def test_a_shard_of_a_version_with_times_must_have_them(tmp_path):
+    sid, path = write(tmp_path)
+    write_old_version(path, "1.3")  # the version number says the column is there
+    said = f"{path}: damaged shard (a frames 1.3 shard without its 'dt' column)"
+    loader = said.replace(": damaged", ": chunk 0: damaged")
+    assert errors(tmp_path, sid) == [said, said, said, loader]
 
 
 def test_frames_that_do_not_add_up_to_the_session(tmp_path):

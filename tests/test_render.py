@@ -132,7 +132,7 @@ def test_pipeline_is_deterministic_idempotent_and_verifies(tmp_path, ray_local):
     big = {"commit_index": 4, "path": "big.txt", "status": "added", "before": None}
     repos = {
         "local/tiny": tiny_repo(4),
-        "github.com/o/other": [*tiny_repo(2), dict(big, after="x" * 500)],
+        "github.com/o/other": [*tiny_repo(2), dict(big, after="a line of words\n" * 32)],
     }
     options = RenderOptions(max_frames_per_session=400, max_typed_chars_per_change=100)
     for name in ("a", "b"):

@@ -83,7 +83,7 @@ def test_budget_skips_are_counted_not_silent():
             "path": "big.txt",
             "status": "added",
             "before": None,
-            "after": "x" * 500,
+            "after": "a line of words\n" * 32,
         },
         {"commit_index": 0, "path": "small.txt", "status": "added", "before": None, "after": "y\n"},
     ]
@@ -113,8 +113,8 @@ def test_action_budget_bounds_deletions_and_navigation():
     _, meta = render_session("local/r", commits_from(rows), options)
     assert meta["skipped"] == {"change_action_budget": 1}
     assert [c["editor_actions"] for c in meta["changes"] if "editor_actions" in c] == [3]
-    # within the bound, the same change is played
-    _, meta = render_session("local/r", commits_from(rows), RenderOptions())
+    # within the bound, the same change is played (the replay typist's exact key count)
+    _, meta = render_session("local/r", commits_from(rows), RenderOptions(typist="replay"))
     assert meta["skipped"] == {} and meta["changes"][0]["editor_actions"] == 2000
 
 

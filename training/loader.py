@@ -6,6 +6,9 @@
     frames  uint8 [B, T, 48, 160]  character ids (schemas/chars.json), 0 where mask is False
     actions long  [B, T]           action ids (index into `action_names`)
     cursor  long  [B, T, 2]        (row, col)
+    dt      int32 [B, T]           ms frame t was on screen before action t (schemas/frames.json
+                                   `dt`, at most 65,535); 0 where mask is False, and 0 for every
+                                   frame of a shard before frames schema 1.3, which has no times
     reset   bool  [B, T]           a session (stream) or a window (window mode) starts here
     mask    bool  [B, T]           real data (False: padding)
     session long  [B, T]           index into `session_ids` (-1: padding)
@@ -13,9 +16,9 @@
 
 The order of an epoch is a pure function of (session ids and sizes from the manifest, seed,
 epoch), planned in plan.py; `state_dict()` is {epoch, batch} plus the settings it is valid for.
-Shards are read a row group at a time through the frame-shard reader (ghframes.store.reader),
-each chunk's zstd frames decoded straight into the batch; DataLoader workers fill batches in
-shared memory (slots.py).
+Shards are read a row group at a time through the frame-shard reader (ghframes.store.reader,
+then parts.py), each chunk's zstd frames decoded straight into the batch; DataLoader workers
+fill batches in shared memory (slots.py).
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from ghframes.store import shards
 from ghframes.store.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT
 from ghframes.store.frames import FRAMES_DIR, frames_schema
 from ghframes.store.geometry import COLS, ROWS
-from ghframes.store.reader import Chunks, FrameShard
+from ghframes.store.reader import FrameShard
 
-from .chars import ACTION_NAMES, ASCII_LIMIT, BMP_TABLE, CHAR_VOCAB, action_ids, char_ids
+from .chars import ACTION_NAMES, CHAR_VOCAB
+from .parts import Part
 from .plan import (
     MODES,
     SPLIT_BY,
@@ -59,62 +63,6 @@ from .slots import SharedBatch, SharedSlots
 RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
 RETRY_DELAY = 0.1  # seconds before the first retry; doubled before each next one
 OPEN_SHARDS = 64  # shard files kept open (most recently read); layouts of all are kept
-
-
-class _Part:
-    """One row group's chunks as a batch takes them: action ids int64 [frames], cursor int64
-    [frames, 2] (from the part's first frame, `first`), and the frames still compressed, decoded
-    by `decode` straight into the batch."""
-
-    def __init__(self, chunks: Chunks) -> None:
-        self.chunks, self.path = chunks, chunks.path
-        self.first = int(chunks.first_frame[0]) if len(chunks) else 0
-        flat = chunks.actions.flatten()
-        self.actions, bad = action_ids(flat)
-        if bad >= 0:
-            raise GhframesError(
-                f"{self.path}: chunk {chunks.k0 + bad // FRAMES_PER_CHUNK}: "
-                f"{flat[bad].as_py()!r} is not an action"
-            )
-        self.cursor = chunks.cursor.astype(np.int64)
-        # the chunks keep their Arrow actions and cursor too
-        held = chunks.actions.nbytes + chunks.cursor.nbytes
-        self.nbytes = chunks.data.size + self.actions.nbytes + self.cursor.nbytes + held
-
-    def decode(
-        self,
-        k: int,
-        dest: np.ndarray,
-        scratch: dict,
-        ascii_: np.ndarray,
-        segment: int | None = None,
-    ) -> None:
-        """Character ids of chunk k (or of its segment `segment`, an index into
-        `chunks.segments(k)`) into `dest` (uint8 [frames, ROWS, COLS], contiguous).
-        `ascii_[k, 0]` (the chunk) and `ascii_[k, 1 + j]` (its segment j) remember whether the
-        cells are all below 128 (1), not (2) or not yet known (0): frames seen before skip the
-        scan for Latin-1."""
-        size = self.chunks.dtype(k).itemsize
-        if size == 1:
-            target = dest
-        else:
-            buf = scratch.get(size)
-            if buf is None or buf.shape[0] < dest.shape[0]:
-                buf = scratch[size] = np.empty((max(256, dest.shape[0]), ROWS, COLS), f"<u{size}")
-            target = buf[: dest.shape[0]]
-        part = None if segment is None else self.chunks.segments(k)[segment]
-        self.chunks.decode_into(k, target, part)
-        if size == 1:
-            j = 0 if segment is None else 1 + segment
-            seen = 1 if ascii_[k, 0] == 1 else ascii_[k, j]
-            if not seen:
-                seen = ascii_[k, j] = 2 if dest.max() >= ASCII_LIMIT else 1
-                if segment is None and seen == 1:  # then every segment of it is ASCII too
-                    ascii_[k] = 1
-            if seen == 2:  # Latin-1 cells: bucketed ids
-                np.take(BMP_TABLE, dest.copy(), out=dest)
-        else:
-            char_ids(target, out=dest)
 
 
 @dataclass(frozen=True)
@@ -242,7 +190,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         self._plan_cache: tuple[int, EpochPlan] | None = None
         self._shards: dict[int, FrameShard] = {}  # layouts of the shards seen
         self._open_files: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._parts: collections.OrderedDict[tuple[int, int], _Part] = collections.OrderedDict()
+        self._parts: collections.OrderedDict[tuple[int, int], Part] = collections.OrderedDict()
         self._parts_bytes = 0
         # session -> per chunk, for the whole chunk then each segment: 0 unknown, 1 ASCII, 2 not
         self._ascii: dict[int, np.ndarray] = {}
@@ -356,6 +304,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             "frames": ((b, t, ROWS, COLS), "u1"),  # padding zeroed by _make
             "actions": ((b, t), "i8"),
             "cursor": ((b, t, 2), "i8"),
+            "dt": ((b, t), "i4"),  # uint16 ms: int32 holds it, and torch has no uint16 math
             "reset": ((b, t), "?"),
             "mask": ((b, t), "?"),
             "session": ((b, t), "i8"),
@@ -377,7 +326,7 @@ class FrameStream(torch.utils.data.IterableDataset):
 
     @staticmethod
     def _reset(bufs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for key in ("actions", "cursor", "reset", "mask"):
+        for key in ("actions", "cursor", "dt", "reset", "mask"):
             bufs[key].fill(0)
         bufs["session"].fill(-1)
         bufs["t"].fill(-1)
@@ -407,6 +356,8 @@ class FrameStream(torch.utils.data.IterableDataset):
                 f = part.first
                 out["actions"][row, col + a - lo : col + z - lo] = part.actions[a - f : z - f]
                 out["cursor"][row, col + a - lo : col + z - lo] = part.cursor[a - f : z - f]
+                if part.dt is not None:  # else the shard has no times: dt stays 0
+                    out["dt"][row, col + a - lo : col + z - lo] = part.dt[a - f : z - f]
                 c += 1
         except GhframesError as exc:
             if not self.skip_bad_shards:
@@ -415,6 +366,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             self.skipped.setdefault(f"{self.root}/{self.sessions[i].shard}", str(exc))
             out["actions"][row, col : col + n] = 0  # padding, as if never filled
             out["cursor"][row, col : col + n] = 0
+            out["dt"][row, col : col + n] = 0
             return  # mask stays False: frames zeroed by _make
         out["mask"][row, col : col + n] = True
         out["session"][row, col : col + n] = i
@@ -423,7 +375,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             out["reset"][row, col] = True
 
     def _fill_segments(
-        self, part: _Part, i: int, c: int, c0: int, a: int, z: int, dest, slot, ascii_
+        self, part: Part, i: int, c: int, c0: int, a: int, z: int, dest, slot, ascii_
     ) -> None:
         """Frames [a, z) of chunk c (its first frame c0) into `dest`: each segment of the chunk
         (codec.py) that lies inside goes straight in; one that straddles a or z is decoded once
@@ -477,7 +429,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             old, _ = self._open_files.popitem(last=False)
             self._shards[old].close()
 
-    def _part(self, i: int, shard: FrameShard, k: int) -> _Part:
+    def _part(self, i: int, shard: FrameShard, k: int) -> Part:
         """The row group of session i holding chunk k: read (only its byte range) and cached."""
         r = shard.group_of(k)
         key = (i, r)
@@ -491,7 +443,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             self._opened(i)
         else:
             self._open_files.move_to_end(i)
-        part = _Part(shard.read_group(r, where=where))
+        part = Part(shard.read_group(r, where=where))
         self._parts[key] = part
         self._parts_bytes += part.nbytes
         while self._parts_bytes > self.cache_bytes and len(self._parts) > 2 * self.batch_size:

@@ -17,8 +17,11 @@ import torch
 from ghframes.errors import GhframesError
 
 KINDS = ("char", "space", "enter", "navigate", "delete", "command", "verbatim", "other")
-NAVIGATE = {"<Left>", "<Right>", "<Up>", "<Down>", "<Home>", "<End>", "<PgUp>", "<PgDn>", "<C-g>"}
-DELETE = {"<BS>", "<Del>", "<C-k>"}
+NAVIGATE = {
+    "<Left>", "<Right>", "<Up>", "<Down>", "<Home>", "<End>", "<PgUp>", "<PgDn>", "<C-g>",
+    "<C-Left>", "<C-Right>", "<C-f>",
+}  # fmt: skip
+DELETE = {"<BS>", "<Del>", "<C-k>", "<C-BS>"}
 COMMAND = {"<C-s>", "<C-q>", "<C-c>", "<C-d>"}
 POSITION_EDGES = (0, 16, 64, 256, 1024, 4096)  # bucket i holds positions [edge i, edge i+1)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 BENCHMARKS: dict[str, str] = {
     "crawl": "ghframes.bench.crawl:bench_crawl",
     "render": "ghframes.bench.render:bench_render",
+    "realism": "ghframes.bench.realism:bench_realism",
     "verify": "ghframes.bench.verify:bench_verify",
     "viewer": "ghframes.bench.viewer:bench_viewer",
     "loader": "ghframes.bench.loader:bench_loader",

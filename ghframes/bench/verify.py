@@ -80,6 +80,7 @@ def write_long_session(data: str, files: int = 10, lines: int = 20_000) -> int:
         "frames": [blob for _, blob in encoded],
         "actions": [actions[s : s + size] for s, size in zip(starts, sizes, strict=True)],
         "cursor": [bytes(2 * size) for size in sizes],
+        "dt": [bytes(2 * size) for size in sizes],
     }
     sid = "long-0000000000-c000000"
     summary = {

@@ -204,7 +204,7 @@ over a limit are skipped and counted (`ghframes stats`). Re-running draws only s
 shard is not there yet. Environment: RAY_ADDRESS (default of --ray-address).
 
 example:
-  ghframes render data --max-frames-per-session 50000
+  ghframes render data --typist human --seed 7 --max-frames-per-session 50000
 """,
     )
     from ghframes.render.session import RenderOptions  # the defaults live there, once
@@ -252,6 +252,9 @@ example:
         help="skip (and count) changes that take a commit past N actions, shell commands and "
         "editor keys together; a positive integer (default %(default)s)",
     )
+    from ghframes.cli.render import add_typist_arguments
+
+    add_typist_arguments(p, defaults)
     _add_ray(p, env)
     p.set_defaults(handler="ghframes.cli.render:run")
 
@@ -296,6 +299,8 @@ def _add_export(sub, env: Mapping[str, str]) -> None:
         """
 cast is asciicast v2 (`asciinema play FILE`); html is one self-contained file with a player;
 png is one frame drawn in DejaVu Sans Mono. Session ids: `ghframes view DATA` lists them.
+cast and html play each frame for as long as it was on screen when it was rendered (the time
+before its key), a long pause shortened to --idle-time-limit; --cps plays at a fixed rate.
 
 example:
   ghframes export data --session ID --format html --from 1000 --to 2000 -o part.html
@@ -332,9 +337,19 @@ example:
     p.add_argument(
         "--cps",
         type=float,
-        default=30.0,
-        help="cast/html: keystrokes (frames) per second, a positive finite number "
-        "(default %(default)g)",
+        default=None,
+        help="cast/html: play at this fixed rate of keystrokes (frames) per second, a positive "
+        "finite number, instead of at the times recorded with each key (default: the recorded "
+        "times; 30 for a shard that has none)",
+    )
+    p.add_argument(
+        "--idle-time-limit",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="cast/html at the recorded times: play every longer pause as this long (the "
+        "cast's idle_time_limit; its timestamps keep the recorded times); 0 plays pauses in "
+        "full (default %(default)g)",
     )
     p.add_argument(
         "--frame",
@@ -347,24 +362,9 @@ example:
 
 
 def _add_stats(sub, env: Mapping[str, str]) -> None:
-    p = _command(
-        sub,
-        "stats",
-        "Summarise a dataset: repositories, commits, frames, bytes, skips by reason.",
-        """
-Reads the manifests of DATA/edits and, once rendered, DATA/frames.
+    from ghframes.cli.stats import add_stats  # the parser lives there (this file's length)
 
-example:
-  ghframes stats data --json
-""",
-    )
-    p.add_argument("data", metavar="DATA", help="dataset folder or URI to summarise")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object instead of a table (default: a table)",
-    )
-    p.set_defaults(handler="ghframes.stats:run")
+    add_stats(sub, env)
 
 
 def _add_verify(sub, env: Mapping[str, str]) -> None:

@@ -13,6 +13,35 @@ from ghframes.text import shown
 log = logging.getLogger(__name__)
 
 
+def add_typist_arguments(p, defaults: RenderOptions) -> None:
+    """`--typist`, `--seed`, `--typo-rate`: who types, and the seed of every choice."""
+    from ghframes.render.typist import TYPISTS
+
+    p.add_argument(
+        "--typist",
+        choices=sorted(TYPISTS),
+        default=defaults.typist,
+        help="human: types like a person (words, moves, autoindent, typos, pauses); replay: "
+        "the exact shortest plan at a fixed 100 ms a key (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        metavar="N",
+        help="a non-negative integer; every random choice of the human typist derives from it "
+        "and the repository, commit and path, so renders are reproducible (default %(default)s)",
+    )
+    p.add_argument(
+        "--typo-rate",
+        type=float,
+        default=defaults.typo_rate,
+        metavar="R",
+        help="typos per typed letter, 0 to 0.5; 0 types without mistakes (default: drawn per "
+        "repository, median 0.055)",
+    )
+
+
 def options_from_args(args) -> RenderOptions:
     return RenderOptions(
         max_frames_per_session=args.max_frames_per_session,
@@ -20,6 +49,9 @@ def options_from_args(args) -> RenderOptions:
         max_typed_chars_per_commit=args.max_typed_chars_per_commit,
         max_actions_per_change=args.max_actions_per_change,
         max_actions_per_commit=args.max_actions_per_commit,
+        typist=args.typist,
+        seed=args.seed,
+        typo_rate=args.typo_rate,
     )
 
 

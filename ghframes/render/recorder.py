@@ -1,11 +1,14 @@
-"""Screen capture into chunks: the terminal's frames, each with its action and cursor.
+"""Screen capture into chunks: the terminal's frames, each with its action, cursor and time.
 
 Frame t is recorded before action t; a chunk is complete when it holds `FRAMES_PER_CHUNK`
-frames and their actions. The chunk columns are the frames table's (schemas/frames.json),
+frames and their actions. Action t brings its time `dt[t]`: how long frame t was on screen
+before it was pressed, in milliseconds (schemas/frames.json, `dt`). The chunk columns are the frames table's (schemas/frames.json),
 less `session`, which the shard writer adds.
 """
 
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 
@@ -14,16 +17,18 @@ from ghframes.store import schema
 from ghframes.store.codec import FRAMES_PER_CHUNK, encode_chunk
 
 CHUNK_COLUMNS = [name for name in schema.load("frames").names if name != "session"]
+MAX_DT = 65_535  # ms: the cap of the `dt` column (uint16); a longer pause is stored as this
 
 
 class Recorder:
-    """Feeds output to the terminal and cuts (frame, action, cursor) triples into chunks."""
+    """Feeds output to the terminal and cuts (frame, action, cursor, dt) into chunks."""
 
     def __init__(self) -> None:
         self.terminal = Terminal()
         self.num_frames = 0
         self._frames = np.empty((FRAMES_PER_CHUNK, ROWS, COLS), dtype=np.uint32)
         self._cursor = np.empty((FRAMES_PER_CHUNK, 2), dtype=np.uint8)
+        self._dt = np.empty(FRAMES_PER_CHUNK, dtype="<u2")
         self._actions: list[str] = []
         self._n = 0
         self.chunks: dict[str, list] = {name: [] for name in CHUNK_COLUMNS}
@@ -36,8 +41,14 @@ class Recorder:
         self._n += 1
         self.num_frames += 1
 
-    def act(self, action: str, output: str | None) -> None:  # profiled: once per keystroke
-        """Record `action` for the last frame, feed its output, capture the next frame."""
+    def act(self, action: str, output: str | None, dt: int = 100) -> None:  # profiled: per key
+        """Record `action` for the last frame, pressed `dt` ms after that frame appeared (an int
+        >= 0, stored capped at MAX_DT; 100 until render/session.py passes the typist's times),
+        feed its output, capture the next frame."""
+        dt = operator.index(dt)  # an int (numpy's too); a float is refused, not truncated
+        if dt < 0:
+            raise ValueError(f"{action!r}: dt must be >= 0 ms, got {dt}")
+        self._dt[self._n - 1] = dt if dt < MAX_DT else MAX_DT
         self._actions.append(action)
         if self._n == FRAMES_PER_CHUNK:
             self._flush()
@@ -58,6 +69,7 @@ class Recorder:
             "frames": blob,
             "actions": self._actions,
             "cursor": self._cursor[:n].tobytes(),
+            "dt": self._dt[:n].tobytes(),
         }
         for name, column in self.chunks.items():
             column.append(row[name])

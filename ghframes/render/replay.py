@@ -3,7 +3,9 @@
 A person opens the file, walks to each changed hunk from top to bottom (arrow keys nearby,
 the go-to-line prompt further away), edits changed lines in place when they resemble the new
 ones (deleting and typing only what differs), otherwise kills the old lines and types the new
-ones character by character, then saves. The plan is checked against the editor model as it
+ones character by character, each on a line opened with <Enter> at the end of the line above
+(the editor autoindents: the planner keeps the indentation it copied as far as the new line
+shares it and fixes the rest), then saves. The plan is checked against the editor model as it
 is made, so a plan that does not reproduce `after` exactly never leaves this module.
 """
 
@@ -98,7 +100,8 @@ class _Planner:
             self.press(*[key] * abs(col - start))
 
     def replace_lines(self, row: int, count: int, new: list[str]) -> None:
-        """Kill `count` lines at `row`, then type `new` there."""
+        """Kill `count` lines at `row`, then type `new` there, each on a line opened below the
+        previous one (so autoindent never copies into text that follows the cursor)."""
         ed = self.editor
         whole = count == len(ed.lines) and count > 0
         if count:
@@ -107,20 +110,45 @@ class _Planner:
         if not new:
             return
         if whole:  # the buffer is one empty line now
-            for k, line in enumerate(new):
-                if k:
-                    self.enter()
-                self.type(line)
-        elif row < len(ed.lines):
-            self.goto(row, 0)
-            for line in new:
-                self.type(line)
-                self.enter()
+            self.type(new[0])
+            rest = new[1:]
+        elif row == 0 and not ed.lines[0]:  # an empty first line (a new file): type on it
+            self.goto(0, 0)
+            self.type(new[0])
+            rest = [*new[1:], ""]  # then open the empty line again below
+        elif row == 0:  # open an empty first line: at column 0 <Enter> copies no indentation
+            self.goto(0, 0)
+            self.enter()
+            self.press("<Up>")
+            self.type(new[0])
+            rest = new[1:]
         else:
-            self.goto(len(ed.lines) - 1, len(ed.lines[-1]))
-            for line in new:
-                self.enter()
-                self.type(line)
+            self.goto(row - 1, len(ed.lines[row - 1]))
+            rest = new
+        for line in rest:
+            self.open_line(line)
+
+    def open_line(self, line: str) -> None:
+        """At the end of a line, <Enter> and type `line` over the indentation it copied: keep
+        what `line`'s indentation shares with it, delete the rest, type the remainder."""
+        self.enter()
+        copied = self.editor.lines[self.editor.row]  # the new line: the copied indentation alone
+        keep = 0
+        limit = min(len(copied), len(line))
+        while keep < limit and copied[keep] == line[keep]:
+            keep += 1
+        extra = len(copied) - keep
+        if keep == 0 and extra > 1:
+            self.press("<C-BS>")  # the copied indentation is all there is before the cursor
+        elif extra:
+            self.press(*["<BS>"] * extra)
+        self.type(line[keep:])
+        ed = self.editor
+        if line and ed.fresh_indent == ed.row and not line.strip(" \t"):
+            # Blanks kept as autoindent copied them: the next <Enter> would empty the line
+            # (the editor's rule for blank lines), so touch it.
+            self.press("<BS>")
+            self.type(line[-1])
 
     def edit_line(self, row: int, old: str, new: str) -> None:
         """Turn line `row` from `old` into `new`, in place if they are alike."""

@@ -13,8 +13,9 @@ from ghframes.render.commits import plan_commit
 from ghframes.render.editor import Editor
 from ghframes.render.recorder import Recorder
 from ghframes.render.shell import prompt_for
+from ghframes.render.typist import check_typist, person_for
 
-RENDERER_VERSION = "2"  # bump when the same input would render different frames
+RENDERER_VERSION = "3"  # bump when the same input would render different frames
 FINAL_ACTION = "<C-d>"  # the person logs out: the last frame's action
 
 
@@ -37,13 +38,30 @@ class RenderOptions:
     # included. The per-change bounds leave a commit unbounded (30 files each emptied of
     # 20,000 lines are 600,000 keys); this keeps any commit within one default session.
     max_actions_per_commit: int = 200_000
+    # The keyboard policy (render/typist.py: TYPISTS) and the seed every random choice of the
+    # render derives from, with the repository, commit and path (render/seeding.py).
+    typist: str = "human"
+    seed: int = 0
+    # Typos per typed character; None draws each repository's typist's rate from its
+    # distribution (render/habits.py), 0 types without mistakes.
+    typo_rate: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, int) or value < 1:
+            if name in ("typist", "seed", "typo_rate"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise GhframesError(
                     f"--{name.replace('_', '-')} must be a positive integer, got {value!r}"
                 )
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise GhframesError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        rate = self.typo_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 0.5
+        ):
+            raise GhframesError(f"--typo-rate must be a number from 0 to 0.5, got {rate!r}")
+        check_typist(self.typist)
 
     def as_dict(self) -> dict:
         """The options as recorded in the session identity, the shard footer and the manifest;
@@ -56,8 +74,9 @@ class RenderOptions:
         return options
 
 
-# Options added after renderer version 2 was published, with their defaults (see as_dict).
-ADDED_OPTIONS = {"max_actions_per_commit": RenderOptions.max_actions_per_commit}
+# Options added after the current renderer version was published, with their defaults
+# (see as_dict); empty since version 3 renamed every render.
+ADDED_OPTIONS: dict[str, object] = {}
 
 
 def render_session(
@@ -68,12 +87,14 @@ def render_session(
     Returns (chunk columns, session metadata without its id).
     """
     recorder = Recorder()
+    person = person_for(options.typist, options.seed, options.typo_rate, repo)
     prompt = prompt_for(repo)
     recorder.terminal.feed(prompt)
     recorder.frame()
     commit_records, change_records = [], []
     skipped: dict[str, int] = {}
     act = recorder.act
+    printed = False  # the last command printed output: the next one waits a little longer
     for rows in commits:
         plan = plan_commit(rows, options)
         commit_records.append([plan.commit_index, plan.commit, recorder.num_frames - 1])
@@ -81,33 +102,37 @@ def render_session(
             skipped[reason] = skipped.get(reason, 0) + n
         for change in plan.changes:
             change["first_frame"] = -1
-        for step in plan.steps:
+        for k, step in enumerate(plan.steps):
             if step.change is not None and plan.changes[step.change]["first_frame"] < 0:
                 plan.changes[step.change]["first_frame"] = recorder.num_frames - 1
-            for char in step.command:
-                act(char, char)
+            times = person.command_times(step.command, plan.commit, k, printed)
+            for char, ms in zip(step.command, times, strict=False):
+                act(char, char, ms)
             if step.edit is None:
                 output = "\r\n" + "".join(line + "\r\n" for line in step.output) + prompt
-                act("<Enter>", output)
+                act("<Enter>", output, times[-1])
+                printed = bool(step.output)
                 continue
             out: list[str] = []
             editor = Editor(step.before, step.path, out)
             editor.open()
-            act("<Enter>", "\r\n" + "".join(out))
+            act("<Enter>", "\r\n" + "".join(out), times[-1])
             change = plan.changes[step.change]
             change["editor_first"] = recorder.num_frames - 1
             change["editor_actions"] = len(step.edit.actions)
+            change["typos"] = step.edit.typos
             press = editor.press
-            for action in step.edit.actions:
+            for action, ms in zip(step.edit.actions, step.edit.times, strict=True):
                 out.clear()
                 press(action)
-                act(action, "".join(out))
+                act(action, "".join(out), ms)
             out.clear()
             editor.press("<C-q>")
             editor.close()
-            act("<C-q>", "".join(out) + prompt)
+            act("<C-q>", "".join(out) + prompt, person.pause("quit", plan.commit, k))
+            printed = False
         change_records.extend(plan.changes)
-    recorder.act(FINAL_ACTION, None)
+    recorder.act(FINAL_ACTION, None, person.pause("command", "logout", 0))
     chunks = recorder.finish()
     metadata = {
         "repo": repo,
@@ -124,6 +149,7 @@ def render_session(
         "oversized": recorder.num_frames > options.max_frames_per_session,
         "unknown_sequences": recorder.terminal.unknown_sequences,
         "options": options.as_dict(),
+        "typist": person.as_dict(),
         "renderer_version": RENDERER_VERSION,
     }
     return chunks, metadata

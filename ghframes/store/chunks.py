@@ -37,8 +37,9 @@ class Commit:
 class LazySession:
     """One session whose frames are decoded a chunk at a time.
 
-    actions: T strings; cursor: uint8 [T, 2] (row, col); chunks: the shard's chunks (the frame
-    reader's `Chunks`), frames still compressed."""
+    actions: T strings; cursor: uint8 [T, 2] (row, col); dt: uint16 [T], ms each frame was on
+    screen before its action (schemas/frames.json), or None for a shard before frames 1.3;
+    chunks: the shard's chunks (the frame reader's `Chunks`), frames still compressed."""
 
     def __init__(self, dataset: Dataset, session_id: str) -> None:
         info = dataset._info(session_id)
@@ -52,6 +53,7 @@ class LazySession:
         self._first = self.chunks.first_frame.tolist()
         self.actions: list[str] = self.chunks.actions.flatten().to_pylist()
         self.cursor = self.chunks.cursor
+        self.dt = self.chunks.dt
         messages = commit_messages(dataset, info["key"])
         self.commits = [
             Commit(int(i), c, int(f), messages.get(c, "")) for i, c, f in self.metadata["commits"]

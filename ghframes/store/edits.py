@@ -1,4 +1,8 @@
-"""Edit shards (DATA/edits): one repository's rows read back in commit order, with their digest."""
+"""Edit shards (DATA/edits): one repository's rows read back in commit order, with their digest.
+
+Shards of any 1.x version are read: columns a shard predates (1.1's `branch`, `summary`,
+`new_dir`, `listing` in 1.0 shards) come back null, which the render reads as "not recorded".
+"""
 
 from __future__ import annotations
 
@@ -31,9 +35,18 @@ def read_edits(fs, edits_root: str, shard_paths: list[str], key: str) -> tuple[p
         except (pa.ArrowInvalid, OSError) as exc:
             raise GhframesError(f"{path}: damaged shard ({exc})") from None
         edits.check(shard.schema_arrow.metadata, path)
-        tables.append(shard.read())
+        tables.append(_as_current(shard.read(), edits.arrow))
     table = pa.concat_tables(tables) if tables else edits.arrow.empty_table()
     return table, digest.hexdigest()
+
+
+def _as_current(table: pa.Table, current: pa.Schema) -> pa.Table:
+    """`table` in the current schema's columns and order, null where it predates a column."""
+    columns = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in current
+    ]
+    return pa.Table.from_arrays(columns, schema=current)
 
 
 def commits_of(table: pa.Table) -> list[list[dict]]:

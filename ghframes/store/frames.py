@@ -37,6 +37,9 @@ def write_session(fs, path: str, session_id: str, chunks: dict[str, list], metad
     """Write one session's chunk columns as a shard at `path`, atomically; return its bytes."""
     table_schema = frames_schema()
     columns = dict(chunks, session=[session_id] * len(chunks["chunk"]))
+    missing = [name for name in table_schema.names if name not in columns]
+    if missing:  # a caller's bug (every column is required in new shards): name it
+        raise ValueError(f"{path}: the chunk columns lack {', '.join(map(repr, missing))}")
     table = pa.table({name: columns[name] for name in table_schema.names})
     return shards.write_table(
         fs,
@@ -57,20 +60,27 @@ def write_one_session_dataset(
     name: str,
     encoded: list[tuple[int, int, bytes]],
     path: str | None = None,
+    dt: int | np.ndarray = 100,
 ) -> str:
     """Write DATA/frames as a dataset of one session `name` made of already encoded chunks,
     `(num_frames, frame_itemsize, zstd blob)` each, with its manifest; return the session id.
     For benchmarks and tests that need sessions no history would give (a million frames, a
-    damaged chunk). Actions are "x", cursors (0, 0); `path`: the file edited from frame 0."""
+    damaged chunk). Actions are "x", cursors (0, 0); `dt`: ms before each action, one for all
+    or `[num_frames]` of them; `path`: the file edited from frame 0."""
     counts = [count for count, _, _ in encoded]
+    starts = [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])]
     chunks = {
         "chunk": list(range(len(encoded))),
-        "first_frame": [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])],
+        "first_frame": starts,
         "num_frames": counts,
         "frame_itemsize": [itemsize for _, itemsize, _ in encoded],
         "frames": [blob for _, _, blob in encoded],
         "actions": [["x"] * c for c in counts],
         "cursor": [bytes(2 * c) for c in counts],
+        "dt": [
+            part.tobytes()
+            for part in np.split(np.broadcast_to(np.asarray(dt, "<u2"), sum(counts)), starts[1:])
+        ],
     }
     fs, root = shards.filesystem(data)
     sid = f"{name}-0000000000-c000000"
@@ -113,6 +123,9 @@ class Session:
     frames:  uint8/16/32 [T, 48, 160] code points (0: right half of a wide character)
     actions: T strings; actions[t] is the key pressed on frames[t]
     cursor:  uint8 [T, 2] (row, col)
+    dt:      uint16 [T] ms: how long frames[t] was on screen before actions[t] was pressed
+             (frame t appears with action t - 1; dt[0]: before the first key; capped at
+             65,535); None for a shard of frames schema 1.0 to 1.2, which records no times
     commits: [(commit_index, commit, first_frame)]: where each commit's first command starts
     changes: one dict per edit row (see schemas/frames.json)
     """
@@ -122,6 +135,7 @@ class Session:
     frames: np.ndarray
     actions: list[str]
     cursor: np.ndarray
+    dt: np.ndarray | None
     commits: list[tuple[int, str, int]]
     changes: list[dict]
     metadata: dict
@@ -177,6 +191,7 @@ class Dataset:
             frames,
             chunks.actions.flatten().to_pylist(),
             chunks.cursor.copy(),
+            None if chunks.dt is None else chunks.dt.copy(),
             [tuple(c) for c in metadata["commits"]],
             metadata["changes"],
             metadata,
@@ -184,7 +199,12 @@ class Dataset:
 
 
 def open_dataset(data: str) -> Dataset:
-    """The rendered frames of DATA (a local path or a pyarrow filesystem URI)."""
+    """The rendered frames of DATA (a local path or a pyarrow filesystem URI).
+
+    `sessions()` lists them (SessionInfo); `session(id)` decodes one (Session): frames
+    `[T, 48, 160]` code points, actions (T strings), cursor uint8 `[T, 2]`, and dt uint16 `[T]`,
+    each action's time in ms since its frame appeared (None in shards before frames schema 1.3).
+    """
     return Dataset(data)
 
 

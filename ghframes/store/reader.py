@@ -9,6 +9,10 @@ Row k of a shard is chunk k of its session, and its first frame is where chunk k
 writer fills every chunk but a session's last (FRAMES_PER_CHUNK frames): a reader that must
 know which chunk and row group hold a frame before reading them (the loader, from the footer
 alone) opens the shard with the session's `num_frames`, and that layout is then required.
+
+Columns a minor version added (`since` in schemas/frames.json: `dt` in 1.3) may be absent from
+a shard of an earlier version; the reader then hands out None for them. Absent from a shard of
+their version or later, they are damage.
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ def chunk_columns() -> list[str]:
     return [name for name in schema.load("frames").names if name != "session"]
 
 
+@functools.cache
+def added_columns() -> dict[str, tuple[int, int]]:
+    """{column: (major, minor) version that added it} for the columns of schemas/frames.json
+    marked `since`: a shard of an earlier version lacks them (`dt` before 1.3)."""
+    columns = schema.load("frames").doc["columns"]
+    return {c["name"]: _version(c["since"]) for c in columns if "since" in c}
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
 class FrameShard:
     """One frame shard, opened and checked: its footer (session description, row groups) at
     once, its chunks when asked, all together (`read`) or a row group at a time (`groups`,
@@ -71,6 +88,7 @@ class FrameShard:
         self.fs, self.path, self.num_frames = fs, path, num_frames
         self.pre_buffer, self.retries = pre_buffer, retries
         self.reopen(where or path)
+        self.columns = self._columns(where or path)
         meta = self.file.metadata
         self.num_chunks = meta.num_rows
         rows = (meta.row_group(r).num_rows for r in range(meta.num_row_groups))
@@ -90,6 +108,26 @@ class FrameShard:
         self.file = shards.open_shard(
             self.fs, self.path, frames, where, pre_buffer=self.pre_buffer, retries=self.retries
         )
+
+    def _columns(self, where: str) -> list[str]:
+        """The chunk columns this shard holds: all, less those added after its version."""
+        have = set(self.file.schema_arrow.names)
+        raw = (self.file.schema_arrow.metadata or {}).get(schema.VERSION_KEY, b"")
+        try:  # schema.check has read the major version; a minor that is not a number is 0
+            version = _version(raw.decode())
+        except ValueError:
+            version = (schema.load("frames").major, 0)
+        added = added_columns()
+        columns = []
+        for name in chunk_columns():
+            if name in have:
+                columns.append(name)
+            elif name not in added or version >= added[name]:
+                raise GhframesError(
+                    f"{where}: damaged shard (a frames {raw.decode() or '?'} shard without "
+                    f"its {name!r} column)"
+                )
+        return columns
 
     def close(self) -> None:
         """Let the file go; its layout stays known, and `reopen` opens it again."""
@@ -126,7 +164,7 @@ class FrameShard:
 
     def read(self) -> Chunks:
         """Every chunk, checked; their frames add up to the session description's."""
-        table = self._read(lambda file: file.read(columns=chunk_columns()), self.path)
+        table = self._read(lambda file: file.read(columns=self.columns), self.path)
         chunks = self._chunks(table, 0, 0)
         self._check_total(chunks.total_frames)
         return chunks
@@ -147,7 +185,7 @@ class FrameShard:
         return self._group(r, 0, where)  # first_frame: the layout places every chunk
 
     def _group(self, r: int, first_frame: int, where: str) -> Chunks:
-        columns = chunk_columns()
+        columns = self.columns
         table = self._read(
             lambda file: file.read_row_group(r, columns=columns, use_threads=False), where
         )
@@ -175,18 +213,20 @@ class Chunks:
     first_frame, num_frames, frame_itemsize: int64 [n]; `frames`: their zstd blobs (a pyarrow
     binary array; `data`: its bytes; `offsets`: n + 1 ints, where each blob starts in `data`);
     `actions`: a pyarrow list array, per chunk a list of num_frames strings; `cursor`: uint8
-    [total_frames, 2] (row, col), a read-only view of the shard's bytes.
+    [total_frames, 2] (row, col), a read-only view of the shard's bytes; `dt`: uint16
+    [total_frames] ms before each action (schemas/frames.json), a read-only view too, or None
+    for a shard written before the column (frames 1.0 to 1.2).
 
     Checked when made: row j is chunk k0 + j, starts where chunk k0 + j - 1 ends (at
     `first_frame` for j = 0) or, given the session's `num_frames`, where the writer's layout puts
-    it, and holds one action and one cursor position per frame.
+    it, and holds one action, one cursor position and (where the column is) one dt per frame.
     """
 
     def __init__(
         self, table: pa.Table, path: str, k0: int, first_frame: int, num_frames: int | None
     ) -> None:
         self.path, self.k0 = path, k0
-        cols = {name: table.column(name).combine_chunks() for name in chunk_columns()}
+        cols = {name: table.column(name).combine_chunks() for name in table.column_names}
         n = len(cols["chunk"])
         ks = np.arange(k0, k0 + n)
         chunk = cols["chunk"].to_numpy()
@@ -219,6 +259,16 @@ class Chunks:
                 f"{path}: chunk {k0 + j}: {sizes[j]} frames but {num_actions[j]} actions "
                 f"and {cursor_bytes[j] // 2} cursor positions"
             )
+        dt = cols.get("dt")
+        if dt is not None:
+            dt_bytes = pc.binary_length(dt).to_numpy(zero_copy_only=False)
+            wrong = np.flatnonzero(dt_bytes != 2 * sizes)
+            if len(wrong):
+                j = int(wrong[0])
+                raise GhframesError(
+                    f"{path}: chunk {k0 + j}: {sizes[j]} frames but {dt_bytes[j]} bytes of dt "
+                    "(2 a frame)"
+                )
         self.first_frame = expected_first
         self.num_frames = sizes
         self.total_frames = int(sizes.sum())
@@ -228,6 +278,10 @@ class Chunks:
         self.actions = actions
         values, offsets = _values(cursor)
         self.cursor = np.frombuffer(values, np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 2)
+        self.dt = None
+        if dt is not None:
+            values, offsets = _values(dt)
+            self.dt = np.frombuffer(values, np.uint8)[offsets[0] : offsets[-1]].view("<u2")
         self._segments: dict[int, list[tuple[int, int, int, int]]] = {}
 
     def __len__(self) -> int:

@@ -2,10 +2,17 @@
 
 - cast: asciicast v2 (asciinema). The first output event draws the first frame in full; each
   later event rewrites only the cells that changed, then places the cursor. Feeding the output
-  events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are spaced by
-  `--cps` keystrokes per second; a marker ("m") event opens every commit, labelled with its
-  message. Players print labels and the title raw, so both are escaped (ghframes.text.shown).
-- html: one self-contained file with a player (ghframes.view.player_html).
+  events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are at the
+  recorded times (the shard's `dt`, schemas/frames.json): frame t appears when action t - 1 is
+  pressed, so the output of frame t + 1 is at dt[0] + ... + dt[t], counted from the first
+  exported frame. `--idle-time-limit` (default 2 s) goes into the header as asciinema's
+  `idle_time_limit`: a player shortens every longer pause to it, so a minute spent thinking
+  plays in 2 s while the timestamps keep the recorded times. `--cps N` spaces the events by a
+  fixed N keystrokes per second instead, as does a shard without times (frames schema before
+  1.3) at DEFAULT_CPS. A marker ("m") event opens every commit, labelled with its message.
+  Players print labels and the title raw, so both are escaped (ghframes.text.shown).
+- html: one self-contained file with a player (ghframes.view.player_html): each frame shows
+  for its recorded dt (at most the idle time limit), or at the fixed `--cps` rate.
 - png: one frame (`--frame N`) drawn with a monospace font.
 
 `--from/--to` select frames [FROM, TO) for every format.
@@ -24,6 +31,20 @@ from ghframes.errors import GhframesError
 from ghframes.store.chunks import LazySession, open_lazy
 from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 from ghframes.text import shown
+
+DEFAULT_CPS = 30.0  # keystrokes per second for a shard that records no times
+IDLE_TIME_LIMIT = 2.0  # seconds: a longer recorded pause plays as this long
+
+
+def frame_times(session: LazySession, start: int, stop: int, cps: float | None) -> list[float]:
+    """When each of frames [start, stop) appears, in seconds from frame `start`: the recorded
+    times (frame t + 1 at dt[start] + ... + dt[t] ms), or every 1/cps s when `cps` is given or
+    the shard records no times (then DEFAULT_CPS)."""
+    if cps is None and session.dt is not None:
+        ms = np.cumsum(session.dt[start : stop - 1], dtype=np.int64).tolist()
+        return [0.0, *(m / 1000 for m in ms)]
+    rate = DEFAULT_CPS if cps is None else cps
+    return [round(k / rate, 6) for k in range(stop - start)]
 
 
 def frame_range(session: LazySession, start: int | None, stop: int | None) -> tuple[int, int]:
@@ -85,12 +106,14 @@ def diff_draw(old: np.ndarray, new: np.ndarray, cursor) -> str:
     return "".join(parts)
 
 
-def cast_events(session: LazySession, start: int, stop: int, cps: float) -> Iterator[list]:
-    """asciicast v2 events for frames [start, stop): one output event per frame, markers."""
+def cast_events(
+    session: LazySession, start: int, stop: int, cps: float | None = None
+) -> Iterator[list]:
+    """asciicast v2 events for frames [start, stop): one output event per frame at its time
+    (`frame_times`), markers."""
     marks = {c.first_frame: c for c in session.commits if start <= c.first_frame < stop}
     prev = None
-    for t in range(start, stop):
-        time = round((t - start) / cps, 6)
+    for t, time in zip(range(start, stop), frame_times(session, start, stop, cps), strict=True):
         commit = marks.get(t)
         if commit is not None:
             yield [time, "m", shown(commit.message or f"commit {commit.id[:10]}")]
@@ -101,7 +124,16 @@ def cast_events(session: LazySession, start: int, stop: int, cps: float) -> Iter
         prev = frame
 
 
-def write_cast(session: LazySession, path: str, start: int, stop: int, cps: float) -> None:
+def write_cast(
+    session: LazySession,
+    path: str,
+    start: int,
+    stop: int,
+    cps: float | None = None,
+    idle_time_limit: float = IDLE_TIME_LIMIT,
+) -> None:
+    """Frames [start, stop) as an asciicast v2 file at `path`: at the recorded times, with
+    pauses played at most `idle_time_limit` s long (0: in full), or at `cps` when given."""
     header = {
         "version": 2,
         "width": COLS,
@@ -109,6 +141,8 @@ def write_cast(session: LazySession, path: str, start: int, stop: int, cps: floa
         "title": shown(f"{session.repo}: session {session.id} frames {start}..{stop - 1}"),
         "env": {"TERM": "xterm-256color", "SHELL": "/bin/sh"},
     }
+    if cps is None and session.dt is not None and idle_time_limit > 0:
+        header["idle_time_limit"] = idle_time_limit
     with _atomic(path, "w") as out:
         out.write(json.dumps(header) + "\n")
         for event in cast_events(session, start, stop, cps):
@@ -204,11 +238,23 @@ class _atomic:
 def run(args, env) -> int:
     session = open_lazy(args.data, args.session)
     start, stop = frame_range(session, args.start, args.stop)
-    if args.format in ("cast", "html") and not 0 < args.cps < float("inf"):  # NaN fails too
-        raise GhframesError(f"--cps must be a positive, finite number, not {args.cps:g}")
+    cps, idle = args.cps, args.idle_time_limit
+    if args.format in ("cast", "html"):
+        if cps is not None and not 0 < cps < float("inf"):  # NaN fails too
+            raise GhframesError(f"--cps must be a positive, finite number, not {cps:g}")
+        if not 0 <= idle < float("inf"):
+            raise GhframesError(
+                f"--idle-time-limit must be a finite number of seconds >= 0, not {idle:g}"
+            )
+    if cps is not None:
+        pace = f"at {cps:g} cps"
+    elif session.dt is None:
+        pace = f"at {DEFAULT_CPS:g} cps (the shard records no times)"
+    else:
+        pace = "at the recorded times" + (f", pauses cut to {idle:g} s" if idle else "")
     if args.format == "cast":
-        write_cast(session, args.output, start, stop, args.cps)
-        print(f"wrote {args.output}: {stop - start} frames as asciicast v2 at {args.cps:g} cps")
+        write_cast(session, args.output, start, stop, cps, idle)
+        print(f"wrote {args.output}: {stop - start} frames as asciicast v2 {pace}")
     elif args.format == "png":
         t = start if args.frame is None else args.frame
         if not start <= t < stop:
@@ -220,6 +266,6 @@ def run(args, env) -> int:
     elif args.format == "html":
         from ghframes.view.player_html import write_html
 
-        write_html(session, args.output, start, stop, args.cps, _atomic)
-        print(f"wrote {args.output}: {stop - start} frames as a self-contained HTML player")
+        write_html(session, args.output, start, stop, cps, _atomic, idle)
+        print(f"wrote {args.output}: {stop - start} frames as a self-contained HTML player {pace}")
     return 0

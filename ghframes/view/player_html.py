@@ -6,11 +6,17 @@ the other frames, the changed cell ranges of each row (`[row, first col, cells]`
 per cell, "\\u0000" for the right half of a wide character). The player rebuilds any frame
 from its keyframe, so seeking is instant. Nothing is loaded from elsewhere.
 
+It plays at the recorded times: each frame shows for its `dt` (schemas/frames.json: how long
+it was on screen before its key), a pause longer than `--idle-time-limit` for that long, at a
+speed that multiplies time (1x: as typed). With `--cps`, or for a shard that records no times
+(then DEFAULT_CPS), it plays at a fixed rate of frames per second instead, as before times
+were recorded.
+
 The URL fragment drives it too (used by the tests and handy for links):
 `#frame=N` opens at frame N, `#goto=N` or `#goto=P%` goes there as the `g` key does,
-`#play` starts playing, `#speed=S` sets frames per second (default: the speed nearest
-`--cps`), `#search=TEXT` jumps to the first frame showing TEXT, `#keys=...` presses those keys
-in order.
+`#play` starts playing, `#speed=S` sets the speed nearest S (a multiple of the recorded time,
+default 1; or frames per second at a fixed rate, default: the one nearest `--cps`),
+`#search=TEXT` jumps to the first frame showing TEXT, `#keys=...` presses those keys in order.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from ghframes.store.chunks import LazySession
 from ghframes.store.geometry import COLS, ROWS
+from ghframes.view.export import DEFAULT_CPS, IDLE_TIME_LIMIT
 
 KEYFRAME = 256
 
@@ -31,7 +38,17 @@ def _cells(row: np.ndarray) -> str:
     return "".join(map(chr, row.tolist()))
 
 
-def player_data(session: LazySession, start: int, stop: int, cps: float) -> dict:
+def player_data(
+    session: LazySession,
+    start: int,
+    stop: int,
+    cps: float | None = None,
+    idle_time_limit: float = IDLE_TIME_LIMIT,
+) -> dict:
+    """What the page embeds for frames [start, stop). `dt`: each frame's ms on screen (the
+    shard's), or None to play at the fixed rate `cps` (given, or DEFAULT_CPS for a shard that
+    records no times); `idle`: the longest a frame is shown, in ms (0: no limit)."""
+    recorded = cps is None and session.dt is not None
     frames = []
     prev = None
     for t in range(start, stop):
@@ -55,7 +72,9 @@ def player_data(session: LazySession, start: int, stop: int, cps: float) -> dict
         "repo": session.repo,
         "start": start,
         "total": len(session),
-        "cps": cps,
+        "cps": None if recorded else (DEFAULT_CPS if cps is None else cps),
+        "dt": session.dt[start:stop].tolist() if recorded else None,
+        "idle": round(idle_time_limit * 1000),
         "keyframe": KEYFRAME,
         "rows": ROWS,
         "cols": COLS,
@@ -83,8 +102,16 @@ def script_json(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True).translate(_SCRIPT_UNSAFE)
 
 
-def write_html(session: LazySession, path: str, start: int, stop: int, cps: float, atomic) -> None:
-    data = script_json(player_data(session, start, stop, cps))
+def write_html(
+    session: LazySession,
+    path: str,
+    start: int,
+    stop: int,
+    cps: float | None,
+    atomic,
+    idle_time_limit: float = IDLE_TIME_LIMIT,
+) -> None:
+    data = script_json(player_data(session, start, stop, cps, idle_time_limit))
     title = html.escape(f"{session.repo}: {session.id}")
     # One pass, so that a title holding "__DATA__" stays a title.
     page = re.sub("__TITLE__|__DATA__", lambda m: title if m[0] == "__TITLE__" else data, PAGE)
@@ -126,8 +153,10 @@ body{background:#181818;color:#ddd;font-family:sans-serif;margin:12px}
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
 const N = D.frames.length, K = D.keyframe;
-const SPEEDS = [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500];
-let t = 0, playing = false, speed = nearestSpeed(D.cps), query = "", message = "";
+const REC = D.dt !== null;  // at the recorded times (speed: a multiple), else D.cps frames/s
+const SPEEDS = REC ? [0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+  : [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500];
+let t = 0, playing = false, speed = nearestSpeed(REC ? 1 : D.cps), query = "", message = "";
 let grid = null, gridAt = -1;
 function apply(rows, diffs) {
   for (const [y, a, text] of diffs) {
@@ -163,7 +192,8 @@ function draw() {
   document.getElementById("screen").innerHTML = out.join("\n");
   const f = D.start + t, commit = lastAtOrBefore(D.commits, f) || D.commits[0], file = lastAtOrBefore(D.files, f);
   document.getElementById("action").textContent = "action: " + D.actions[t];
-  let s = (playing ? "playing" : "paused") + " | frame " + f + "/" + D.total + " | " + SPEEDS[speed] + " f/s";
+  let s = (playing ? "playing" : "paused") + " | frame " + f + "/" + D.total + " | " +
+    (REC ? SPEEDS[speed] + "x recorded time | dt " + D.dt[t] + " ms" : SPEEDS[speed] + " f/s");
   if (commit) s += " | commit " + commit[1].slice(0, 7) + " " + commit[2];
   if (file) s += " | file " + file[1];
   if (message) s += "\n" + message;
@@ -178,6 +208,7 @@ function nearestSpeed(fps) {
     if (Math.abs(Math.log(SPEEDS[i] / fps)) < Math.abs(Math.log(SPEEDS[best] / fps))) best = i;
   return best;
 }
+function hold(i) { return D.idle > 0 ? Math.min(D.dt[i], D.idle) : D.dt[i]; }  // ms on screen
 function go(i) { t = Math.max(0, Math.min(N - 1, i)); draw(); }
 function gotoText(s) {  // "N": frame N of the session; "P%": P percent into the exported frames
   s = s.trim();
@@ -236,7 +267,13 @@ for (const c of D.commits) {
 let last = performance.now(), carry = 0;
 setInterval(() => {
   const now = performance.now();
-  if (playing) {
+  if (playing && REC) {  // carry: ms of recorded time played since frame t appeared
+    carry += (now - last) * SPEEDS[speed];
+    const from = t;
+    while (t < N - 1 && carry >= hold(t)) { carry -= hold(t); t++; }
+    if (t >= N - 1) playing = false;
+    if (t !== from || !playing) draw();
+  } else if (playing) {  // carry: frames due at the fixed rate
     carry += (now - last) / 1000 * SPEEDS[speed];
     const step = Math.floor(carry); carry -= step;
     if (step) { t = Math.min(N - 1, t + step); if (t >= N - 1) playing = false; draw(); }
@@ -244,7 +281,7 @@ setInterval(() => {
   last = now;
 }, 20);
 const params = new URLSearchParams(location.hash.slice(1));
-if (params.has("speed")) { const s = SPEEDS.indexOf(parseInt(params.get("speed"), 10)); if (s >= 0) speed = s; }
+if (params.has("speed")) { const v = Number(params.get("speed")); if (v > 0 && Number.isFinite(v)) speed = nearestSpeed(v); }
 if (params.has("frame")) t = Math.max(0, Math.min(N - 1, parseInt(params.get("frame"), 10) - D.start));
 if (params.has("goto")) gotoText(params.get("goto"));
 if (params.has("play")) playing = true;
