@@ -16,7 +16,7 @@ REPO = "github.com/bench/history"
 TYPISTS = ("replay", "human")
 # The human typist's habits are drawn per person: the history is typed by this many people
 # (seeds 0, 1, …), so the figures are not one draw's (the replay typist has no habits).
-PEOPLE = 4
+PEOPLE = 8
 
 
 def typist_figures(typist: str, commits: list[list[dict]]) -> dict:

@@ -1,47 +1,93 @@
-"""Render benchmark: frames per second per core over whole realistic sessions, bytes per frame."""
+"""Render benchmark: frames per second per core over whole realistic sessions, bytes per frame,
+for the human typist (the default) against the replay typist, in the same run."""
 
 from __future__ import annotations
 
 import tempfile
 import time
 
+import pyarrow.parquet as pq
+
 from ghframes.realistic import realistic_history
 from ghframes.render.session import RenderOptions, render_session
 from ghframes.store.frames import write_session
 from ghframes.store.shards import filesystem
 
+TYPISTS = ("human", "replay")
+SHOWN_COLUMNS = ("frames", "actions", "cursor", "dt")  # the rest: ids, counts, the footer
+
+
+def _column_bytes(path: str) -> dict[str, int]:
+    """Compressed bytes of each column in a Parquet file, over its row groups."""
+    meta = pq.ParquetFile(path).metadata
+    sizes: dict[str, int] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            name = column.path_in_schema.split(".")[0]
+            sizes[name] = sizes.get(name, 0) + column.total_compressed_size
+    return sizes
+
 
 def bench_render(seconds: float = 5.0) -> list[dict]:
-    """Frames rendered per second on one core over whole realistic sessions, and bytes per frame.
+    """Frames rendered per second on one core over whole realistic sessions, and bytes per frame,
+    for each typist.
 
     The sessions are the edit history the bench builds from this machine's installed Python
     sources (`realistic_history`); the timing covers planning, the editor, pyte, capture
-    and zstd, everything but the Parquet write.
+    and zstd, everything but the Parquet write. The typists take turns, so both see the same
+    machine load; each gets at least `seconds`.
     """
     commits = realistic_history()
-    options = RenderOptions()
-    frames = 0
-    elapsed = 0.0
-    size = 0
+    frames = dict.fromkeys(TYPISTS, 0)
+    elapsed = dict.fromkeys(TYPISTS, 0.0)
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         fs, root = filesystem(tmp)
-        while elapsed < seconds or frames == 0:
-            start = time.perf_counter()
-            chunks, metadata = render_session("github.com/bench/history", commits, options)
-            elapsed += time.perf_counter() - start
-            frames += metadata["num_frames"]
-            if not size:
-                size = write_session(fs, f"{root}/s.parquet", "bench", chunks, metadata)
-                per_session = metadata["num_frames"]
+        while min(elapsed.values()) < seconds or not all(frames.values()):
+            for typist in TYPISTS:
+                options = RenderOptions(typist=typist)
+                start = time.perf_counter()
+                chunks, metadata = render_session("github.com/bench/history", commits, options)
+                elapsed[typist] += time.perf_counter() - start
+                first = not frames[typist]
+                frames[typist] += metadata["num_frames"]
+                if first:
+                    path = f"{root}/{typist}.parquet"
+                    size = write_session(fs, path, "bench", chunks, metadata)
+                    n = metadata["num_frames"]
+                    suffix = "" if typist == "human" else f".{typist}"
+                    rows.append(
+                        {
+                            "name": f"render.bytes_per_frame{suffix}",
+                            "value": round(size / n, 2),
+                            "unit": "bytes/frame",
+                        }
+                    )
+                    columns = _column_bytes(path)
+                    shares = {c: columns.get(c, 0) for c in SHOWN_COLUMNS}
+                    shares["other"] = size - sum(shares.values())  # small columns, footer
+                    for column, nbytes in shares.items():
+                        rows.append(
+                            {
+                                "name": f"render.column_bytes_per_frame.{column}{suffix}",
+                                "value": round(nbytes / n, 3),
+                                "unit": f"bytes/frame ({nbytes / size:.0%})",
+                            }
+                        )
+    rate = {t: frames[t] / elapsed[t] for t in TYPISTS}
     return [
+        {"name": "render.frames_per_s_per_core", "value": round(rate["human"]), "unit": "frames/s"},
         {
-            "name": "render.frames_per_s_per_core",
-            "value": round(frames / elapsed),
+            "name": "render.frames_per_s_per_core.replay",
+            "value": round(rate["replay"]),
             "unit": "frames/s",
         },
         {
-            "name": "render.bytes_per_frame",
-            "value": round(size / per_session, 2),
-            "unit": "bytes/frame",
+            "name": "render.human_typist_cost",
+            "value": round(rate["replay"] / rate["human"], 3),
+            "unit": "x the replay typist's time per frame",
         },
+        *rows,
     ]

@@ -18,7 +18,7 @@ import math
 import random
 from dataclasses import asdict, dataclass
 
-WPM_MEAN, WPM_SD, WPM_RANGE = 51.56, 20.2, (25.0, 120.0)  # Dhakal et al. 2018
+WPM_MEAN, WPM_SD, WPM_RANGE = 51.56, 20.2, (15.0, 150.0)  # Dhakal et al. 2018
 CHARS_PER_WORD = 5  # the words-per-minute convention
 KEY_SIGMA = 0.35  # log-normal spread of one inter-key interval around the person's mean
 REPEAT_DELAY_MS, REPEAT_MS = 500, 33  # a held key: first repeat after 500 ms, then 30/s
@@ -54,7 +54,10 @@ class Habits:
 def draw_habits(rng: random.Random, typo_rate: float | None = None) -> Habits:
     """A person's habits: typing speed from Dhakal et al.'s distribution, the rest uniform or
     log-normal over ranges observed in editing sessions (the README lists them)."""
-    wpm = min(max(rng.gauss(WPM_MEAN, WPM_SD), WPM_RANGE[0]), WPM_RANGE[1])
+    # Log-normal with Dhakal et al.'s mean and SD (typing speed is right-skewed).
+    sigma2 = math.log(1 + (WPM_SD / WPM_MEAN) ** 2)
+    mu = math.log(WPM_MEAN) - sigma2 / 2
+    wpm = min(max(math.exp(rng.gauss(mu, math.sqrt(sigma2))), WPM_RANGE[0]), WPM_RANGE[1])
     if typo_rate is None:
         # Median 5.5% of letters: each corrected typo costs about 2 typed characters deleted
         # and retyped (the typo, the key or two before it is seen), which on code (about 65%
