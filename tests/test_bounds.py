@@ -69,6 +69,7 @@ def test_every_option_is_part_of_a_sessions_identity():
     version 3 renamed every render, so none is left out at its default any more; an option added
     later goes into ADDED_OPTIONS, which leaves it out at its default."""
     assert sorted(RenderOptions().as_dict()) == [
+        "color",
         "max_actions_per_change",
         "max_actions_per_commit",
         "max_frames_per_session",

@@ -40,6 +40,12 @@ def add_typist_arguments(p, defaults: RenderOptions) -> None:
         help="typos per typed letter, 0 to 0.5; 0 types without mistakes (default: drawn per "
         "repository, median 0.055)",
     )
+    p.add_argument(
+        "--no-color",
+        action="store_true",
+        help="draw monochrome frames: no syntax highlighting, bars, prompt or git colours "
+        "(recorded in the session options) (default: colour)",
+    )
 
 
 def options_from_args(args) -> RenderOptions:
@@ -52,6 +58,7 @@ def options_from_args(args) -> RenderOptions:
         typist=args.typist,
         seed=args.seed,
         typo_rate=args.typo_rate,
+        color=not args.no_color,
     )
 
 

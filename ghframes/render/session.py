@@ -12,7 +12,7 @@ from ghframes.errors import GhframesError
 from ghframes.render.commits import plan_commit
 from ghframes.render.editor import Editor
 from ghframes.render.recorder import Recorder
-from ghframes.render.shell import prompt_for
+from ghframes.render.shell import coloured, prompt_for
 from ghframes.render.typist import check_typist, person_for
 
 RENDERER_VERSION = "3"  # bump when the same input would render different frames
@@ -45,10 +45,13 @@ class RenderOptions:
     # Typos per typed character; None draws each repository's typist's rate from its
     # distribution (render/habits.py), 0 types without mistakes.
     typo_rate: float | None = None
+    # Colour: the editor's syntax highlighting and bars, the prompt's and git's colours;
+    # False (`--no-color`) draws the same screens without any colour or attribute.
+    color: bool = True
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name in ("typist", "seed", "typo_rate"):
+            if name in ("typist", "seed", "typo_rate", "color"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise GhframesError(
@@ -62,6 +65,8 @@ class RenderOptions:
         ):
             raise GhframesError(f"--typo-rate must be a number from 0 to 0.5, got {rate!r}")
         check_typist(self.typist)
+        if not isinstance(self.color, bool):
+            raise GhframesError(f"color must be true or false, got {self.color!r}")
 
     def as_dict(self) -> dict:
         """The options as recorded in the session identity, the shard footer and the manifest;
@@ -88,7 +93,7 @@ def render_session(
     """
     recorder = Recorder()
     person = person_for(options.typist, options.seed, options.typo_rate, repo)
-    prompt = prompt_for(repo)
+    prompt = prompt_for(repo, options.color)
     recorder.terminal.feed(prompt)
     recorder.frame()
     commit_records, change_records = [], []
@@ -109,7 +114,8 @@ def render_session(
             for char, ms in zip(step.command, times, strict=False):
                 act(char, char, ms)
             if step.edit is None:
-                output = "\r\n" + "".join(line + "\r\n" for line in step.output) + prompt
+                lines = coloured(step.command, step.output) if options.color else step.output
+                output = "\r\n" + "".join(line + "\r\n" for line in lines) + prompt
                 act("<Enter>", output, times[-1])
                 printed = bool(step.output)
                 continue

@@ -63,11 +63,56 @@ def commit_subject(message: str) -> str:
     return subject or "(no message)"
 
 
-def prompt_for(repo: str) -> str:
+# Colours as a default Debian/Ubuntu bash prompt draws them (its .bashrc's PS1: bold green
+# user@host, bold blue path), and as git colours its output on a terminal (color.ui=auto:
+# staged paths green, unstaged and untracked red; a --stat graph's + green, - red).
+PROMPT_USER, PROMPT_PATH, PROMPT_RESET = "\x1b[01;32m", "\x1b[01;34m", "\x1b[00m"
+GIT_GREEN, GIT_RED, GIT_RESET = "\x1b[32m", "\x1b[31m", "\x1b[m"
+STATUS_SECTIONS = {
+    "Changes to be committed:": GIT_GREEN,
+    "Changes not staged for commit:": GIT_RED,
+    "Untracked files:": GIT_RED,
+}
+_STAT_GRAPH = re.compile(r"( .* \| +\d+ )(\+*)(-*)")
+
+
+def prompt_for(repo: str, color: bool = True) -> str:
     """The shell prompt in `repo`'s folder, named by its last path part (typable, at most 40)."""
     name = repo.rstrip("/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if is_typable(c) and c != "$")[:40] or "repo"
-    return f"{USER_HOST}:~/{name}$ "
+    if not color:
+        return f"{USER_HOST}:~/{name}$ "
+    user, path, reset = PROMPT_USER, PROMPT_PATH, PROMPT_RESET
+    return f"{user}{USER_HOST}{reset}:{path}~/{name}{reset}$ "
+
+
+def coloured(command: str, lines: list[str]) -> list[str]:
+    """A command's output lines (already `visible`) as git colours them on a terminal: the
+    entries of `git status`'s sections, the graph of `git diff --stat`; others unchanged. The
+    colour codes come from here only, around text already made visible."""
+    if command == "git status":
+        out, colour = [], None
+        for line in lines:
+            if line in STATUS_SECTIONS:
+                colour = STATUS_SECTIONS[line]
+            elif not line:
+                colour = None
+            elif colour is not None and line.startswith(" " * TAB_STOP):
+                line = f"{line[:TAB_STOP]}{colour}{line[TAB_STOP:]}{GIT_RESET}"
+            out.append(line)
+        return out
+    if command == "git diff --stat":
+        out = []
+        for line in lines:
+            match = _STAT_GRAPH.fullmatch(line)
+            if match is not None:
+                head, plus, minus = match.groups()
+                line = head
+                line += f"{GIT_GREEN}{plus}{GIT_RESET}" if plus else ""
+                line += f"{GIT_RED}{minus}{GIT_RESET}" if minus else ""
+            out.append(line)
+        return out
+    return lines
 
 
 def visible(line: str) -> str:
