@@ -8,22 +8,104 @@ from --ray-timeout: `ghframes/cli/cluster.py`); what is left is one error line a
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
+import os
+
 import ray
 
 from ghframes.errors import GhframesError
+from ghframes.progress import say
+
+RAY_LOG = "_logs/ray.log"  # under a local DATA: Ray's own warnings and banners
+# `ray.init` resets the handlers of the "ray" logger itself; those below it keep ours.
+RAY_LOGGERS = ("ray", "ray._private")
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """A log file made, folder and all, at its first record: a run that fails before Ray
+    says anything leaves DATA as it was."""
+
+    def _open(self):
+        os.makedirs(os.path.dirname(self.baseFilename), exist_ok=True)
+        return super()._open()
+
+
+class _HeldHandler(logging.handlers.MemoryHandler):
+    """Holds records until `let_go()`, then writes them and every later one to `target`;
+    never released (Ray did not come up), it drops them, even at interpreter exit."""
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(10_000, logging.CRITICAL + 1, target, flushOnClose=False)
+        self.released = False
+
+    def let_go(self) -> None:
+        self.released = True
+        self.flush()
+
+    def shouldFlush(self, record: logging.LogRecord) -> bool:
+        return self.released or super().shouldFlush(record)
+
+    def flush(self) -> None:
+        if self.released:
+            super().flush()
+
+
+def route_ray_logs(data: str | None) -> str | None:
+    """Send Ray's Python log records (its token-authentication banner, warnings) to
+    DATA/_logs/ray.log instead of the terminal; for a remote DATA they are dropped. Returns the
+    log file's path, if any. Ray's C++ core still writes its own lines to stderr."""
+    path = None
+    if data is not None and "://" not in data:
+        path = os.path.join(data, RAY_LOG)
+        target = _LazyFileHandler(path, encoding="utf-8", delay=True)
+        target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # Held until Ray is up (`ray_is_up`): a run that cannot reach Ray writes nothing.
+        handler = _HeldHandler(target)
+    else:
+        handler = logging.NullHandler()
+    handler.ghframes = True
+    for name in RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            if getattr(old, "ghframes", False):
+                logger.removeHandler(old)
+                old.close()
+        logger.addHandler(handler)
+        logger.propagate = False
+    return path
+
+
+def ray_is_up() -> None:
+    """Write Ray's log records held so far, and every later one as it comes."""
+    for name in RAY_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, _HeldHandler):
+                handler.let_go()
 
 
 def init_ray(
-    address: str | None, num_cpus: int | None, timeout: float, log_to_driver: bool
+    address: str | None,
+    num_cpus: int | None,
+    timeout: float,
+    log_to_driver: bool,
+    log_dir: str | None = None,
+    announce: bool = False,
 ) -> bool:
     """Connect to `address` or start an embedded Ray of `num_cpus`; True if this call did
     either, False if Ray was running already. A one-line `GhframesError` if the cluster
-    cannot be reached within about `timeout` seconds."""
+    cannot be reached within about `timeout` seconds. Ray's log records go to `log_dir`'s
+    `_logs/ray.log` (route_ray_logs); `announce` says "starting Ray …" on stderr first."""
     if ray.is_initialized():
         return False
+    route_ray_logs(log_dir)
+    if announce:
+        where = f"at {address}" if address is not None else "(embedded, on this machine)"
+        say(f"starting Ray {where} …")
     kwargs = {"include_dashboard": False, "log_to_driver": log_to_driver}
     if address is None:
         ray.init(num_cpus=num_cpus, configure_logging=False, **kwargs)
+        ray_is_up()
         return True
     try:
         ray.init(address=address, configure_logging=False, **kwargs)
@@ -32,4 +114,5 @@ def init_ray(
         raise GhframesError(
             f"--ray-address {address}: {lines[0]} within {timeout:g} s (--ray-timeout)"
         ) from None
+    ray_is_up()
     return True

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 import pygit2
 import ray
-from tqdm import tqdm
 
 from ghframes.crawl import history
 from ghframes.crawl.sources import Source, default_head, open_repository
 from ghframes.errors import GhframesError
 from ghframes.pipelines.cluster import init_ray
+from ghframes.progress import Progress
 from ghframes.store import schema, shards
 
 log = logging.getLogger(__name__)
@@ -289,12 +289,13 @@ def crawl(
         if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
     # Only sources that failed before the crawl (GitHub lookups): nothing needs Ray.
-    started = bool(sources) and init_ray(ray_address, num_cpus, ray_timeout, log_to_driver=True)
+    started = bool(sources) and init_ray(
+        ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=progress
+    )
     try:
         resolve_task = ray.remote(resolve).options(max_retries=1)
         mine_task = ray.remote(mine_repository).options(max_retries=1)
-        quiet = not progress or None  # None: tqdm stays quiet where stderr is not a terminal
-        bar = tqdm(total=len(sources), unit="repo", desc="fetch", disable=quiet)
+        bar = Progress("fetch", "repo", len(sources), enabled=progress)
         resolved = _gather(
             [resolve_task.remote(s, options, token) for s in sources],
             lambda i, r: bar.update(1),
@@ -333,16 +334,15 @@ def crawl(
             for j, i in enumerate(ref_source)
         ]
         share = [resolved[i]["commits"] for i in ref_source]
-        bar = tqdm(total=sum(share), unit="commit", desc="mine", disable=quiet)
+        bar = Progress("mine", "commit", sum(share), enabled=progress)
         finished: dict[int, int] = {}  # task -> commits it mined in all
         changes = 0
 
         def show(reported: dict[int, int]) -> None:
-            bar.n = sum(
+            done = sum(
                 finished.get(j, min(reported.get(j, 0), share[j])) for j in range(len(share))
             )
-            bar.set_postfix(repos=f"{len(finished)}/{len(share)}", changes=changes, refresh=False)
-            bar.refresh()
+            bar.set(done, extra=f"repos={len(finished)}/{len(share)}, changes={changes:,}")
 
         def mined(j: int, entry: dict | ray.exceptions.RayError) -> None:
             nonlocal changes

@@ -189,11 +189,12 @@ def render_dataset(
     num_cpus: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     ray_timeout: float = 30.0,
+    announce: bool = False,
 ) -> dict:
     """Render every repository of DATA/edits into DATA/frames; return the manifest written.
 
     `on_progress(frames_done, frames_known)` is called as sessions finish; `ray_timeout` is
-    how long to try reaching `ray_address`. After the manifest,
+    how long to try reaching `ray_address`; `announce`: say "starting Ray …" on stderr. After the manifest,
     the shards it does not list are deleted; its `removed` says how many and their bytes.
     """
     fs, root = shards.filesystem(data)
@@ -211,7 +212,9 @@ def render_dataset(
         # `ok`, or `failed` but still listing what an earlier crawl mined (`stale`)
         if entry.get("shards")
     }
-    init_ray(ray_address, num_cpus, ray_timeout, log_to_driver=False)
+    init_ray(
+        ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=announce
+    )
 
     repo_status: dict[str, dict] = {}
     sessions: dict[str, dict] = {}

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ghframes.cli.cluster import check_reachable, connect_bounds
+from ghframes.progress import Progress
 from ghframes.render.session import RenderOptions
 from ghframes.store import lock
 from ghframes.text import shown
@@ -73,16 +74,10 @@ def _run(args, env) -> int:
 
     options = options_from_args(args)
     check_reachable(args.ray_address, args.ray_timeout)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="frame", unit_scale=True, desc="render", file=sys.stderr)
+    bar = Progress("render", "frame", enabled=not args.no_progress, scale=True)
 
     def progress(done: int, known: int) -> None:
-        if bar is not None:
-            bar.total = known
-            bar.update(done - bar.n)
+        bar.set(done, known)
 
     try:
         with lock.hold(args.data, "render"):
@@ -93,10 +88,10 @@ def _run(args, env) -> int:
                 args.num_cpus,
                 progress,
                 ray_timeout=args.ray_timeout,
+                announce=not args.no_progress,
             )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     sessions = manifest["sessions"].values()
     frames = sum(s["num_frames"] for s in sessions)
     size = sum(s["bytes"] for s in sessions)
