@@ -169,3 +169,22 @@ def test_only_this_mirrors_abandoned_partial_clones_are_removed(make_repo, tmp_p
     assert repo.head.peel(pygit2.Commit).message == "one\n"
     left = {case for case, path in partials.items() if os.path.exists(path)}
     assert left == {"live here", "other machine, busy", "other repository"}
+
+
+def test_a_local_repository_is_named_by_its_origin_else_by_its_folders(make_repo, tmp_path):
+    clone = make_repo("checkout")
+    clone.commit("one", {"a.txt": "a\n"})
+    clone.git("remote", "add", "origin", "git@github.com:Owner/Name.git")
+    assert parse_source(str(clone.path)).repo == "github.com/Owner/Name"
+    clone.git("remote", "set-url", "origin", "https://user:secret@example.org/team/tool.git")
+    assert parse_source(str(clone.path)).repo == "example.org/team/tool"  # no credentials
+    # no origin: the folder, and with its parent when the folder's name says nothing
+    a, b = make_repo("a/repo"), make_repo("b/repo")
+    for r in (a, b):
+        r.commit("one", {"a.txt": "a\n"})
+    assert parse_source(str(a.path)).repo == "a/repo"
+    assert parse_source(str(b.path)).repo == "b/repo"
+    assert parse_source(str(a.path)).key != parse_source(str(b.path)).key
+    plain = make_repo("tally")
+    plain.commit("one", {"a.txt": "a\n"})
+    assert parse_source(str(plain.path)).repo == "tally"

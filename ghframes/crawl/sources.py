@@ -84,9 +84,33 @@ def _url_identity(url: str) -> str:
     return f"{host}{path}" if path.startswith("/") else f"{host}/{path}"
 
 
+# Folder names that say nothing about the repository (a mirror at `…/owner+name/repo`, a
+# checkout at `…/project/src`): such a folder is named with its parent, `owner+name/repo`.
+PLACEHOLDER_FOLDERS = frozenset(
+    {"repo", "repository", "src", "source", "code", "clone", "mirror", "checkout", "git"}
+)
+
+
 def _path_identity(path: str) -> str:
-    name = os.path.basename(os.path.abspath(path).rstrip(os.sep))
-    return name.removesuffix(".git") or name
+    """A local repository's identity: its `origin` remote's (`github.com/o/n`), where it has
+    one; else its folder's name (without `.git`; with its parent's for a placeholder name)."""
+    try:
+        url = pygit2.Repository(path).remotes["origin"].url
+    except (KeyError, ValueError, pygit2.GitError):
+        url = None
+    if url:
+        if m := SCP_LIKE.match(url):
+            url = f"ssh://{m['user']}@{m['host']}/{m['path']}"
+        if url.startswith(URL_SCHEMES) and not url.startswith("file://"):
+            return _url_identity(redact(url))
+    folder = os.path.abspath(path).rstrip(os.sep)
+    if os.path.basename(folder) == ".git":
+        folder = os.path.dirname(folder)
+    parent, name = os.path.split(folder)
+    name = name.removesuffix(".git") or name
+    if name.lower() in PLACEHOLDER_FOLDERS and os.path.basename(parent):
+        return f"{os.path.basename(parent)}/{name}"
+    return name
 
 
 def github_source(owner: str, name: str, clone_url: str | None = None, **kw) -> Source:
