@@ -251,3 +251,10 @@ def test_sessions_of_both_typists_replay_exactly_and_record_who_typed(typist):
     assert (meta["typist"]["habits"] is None) == (typist == "replay")
     again, _ = render_session("github.com/t/t", commits, RenderOptions(typist=typist))
     assert again == chunks  # byte-identical on a second render
+
+
+def test_a_person_who_only_pages_still_reaches_a_line_far_away():
+    pager = Habits(**{**CALM.__dict__, "near_lines": 5, "far": (1.0, 0.0, 0.0)})
+    text = "".join(f"line {k}\n" for k in range(2000))
+    plan = human(text, text.replace("line 1900\n", "line 1900 changed\n"), pager)
+    assert "<C-g>" in plan.actions  # beyond four pages, go to the line

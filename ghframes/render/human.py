@@ -179,7 +179,7 @@ class HumanTypist:
             weights = self.habits.far
             if abs(distance) > MAX_PAGES * PAGE_LINES:  # nobody pages that far
                 weights = (0.0, *weights[1:])
-            how = self.rng.choices(far, weights)[0]
+            how = self.rng.choices(far, weights)[0] if sum(weights) else "goto"
             if how == "search" and self._search(row):
                 continue
             if how == "goto" or how == "search":
