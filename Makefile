@@ -22,11 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
-	@# The viewer is tested in a real terminal (tmux) and a real browser (Chromium).
-	@command -v tmux >/dev/null && command -v chromium >/dev/null || \
+	@# The viewer is tested in a real terminal (tmux) and a real browser (Chromium); PNG and GIF
+	@# exports draw what DejaVu Sans Mono lacks (Hangul, Hebrew, ...) from GNU Unifont.
+	@command -v tmux >/dev/null && command -v chromium >/dev/null && \
+	  [ -e /usr/share/fonts/opentype/unifont/unifont.otf ] || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux chromium fonts-dejavu-core >/dev/null; } || \
-	  echo "note: tmux or chromium is missing; the viewer's tmux and browser tests will be skipped"
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux chromium fonts-dejavu-core \
+	      fonts-unifont >/dev/null; } || \
+	  echo "note: tmux, chromium or fonts-unifont is missing; the tests that need them will be skipped"
 	touch $@
 
 test: setup

@@ -3,20 +3,26 @@
 For each session, read a row group at a time (ghframes.store.reader, which checks the
 chunk layout and the counts): every chunk decodes to `[num_frames, 48, 160]` with one action,
 one cursor position and (shards of frames 1.3 on) one `dt` per frame, as many as the manifest
-says; the terminal met no unknown escape sequence; and for every change played in the editor,
-its actions, from the file's `before` text, leave exactly its `after` text, saved, followed by
-`<C-q>`; and every edit row of the session's commits is listed in it, rendered or counted as
-skipped. Mismatches name session, commit and path.
+says, and (frames 2.0 on) so does each of its colour planes `fg`, `bg`, `attrs`; the terminal
+met no unknown escape sequence; and for every change played in the editor, its actions, from
+the file's `before` text, leave exactly its `after` text, saved, followed by `<C-q>`; and every
+edit row of the session's commits is listed in it, rendered or counted as skipped. Mismatches
+name session, commit and path.
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from ghframes.errors import GhframesError
 from ghframes.render.editor import Editor, EditorError
 from ghframes.store import schema, shards
+from ghframes.store.codec import FRAMES_PER_CHUNK
 from ghframes.store.frames import open_dataset
+from ghframes.store.geometry import COLS, ROWS
+from ghframes.store.planes import PLANES
 from ghframes.store.reader import FrameShard
 from ghframes.text import shown
 
@@ -45,6 +51,9 @@ class _Stream:
     def __init__(self, shard: FrameShard) -> None:
         self.frames = self.cursor = 0
         self.dt: int | None = None  # dt entries; None: a shard before frames 1.3 has none
+        # the colour planes to check (a shard before frames 2.0 has none), into one chunk's room
+        self.planes = PLANES if shard.has_colour else ()
+        self._plane = np.empty((FRAMES_PER_CHUNK, ROWS, COLS), np.uint8)
         self.position = 0  # actions consumed
         self._actions = self._read(shard)
         self._next: str | None = None
@@ -52,7 +61,10 @@ class _Stream:
     def _read(self, shard: FrameShard):
         for chunks in shard.groups():
             for k in range(chunks.k0, chunks.k0 + len(chunks)):
-                self.frames += len(chunks.decode(k))
+                n = len(chunks.decode(k))
+                self.frames += n
+                for name in self.planes:  # each decodes to [n, 48, 160], or raises
+                    chunks.plane_into(k, name, self._plane[:n])
             self.cursor += len(chunks.cursor)
             if chunks.dt is not None:
                 self.dt = (self.dt or 0) + len(chunks.dt)

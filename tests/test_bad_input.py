@@ -311,7 +311,7 @@ CASES = {
         "export {data} --session {session} --format cast --cps 0 -o {tmp}/x.cast", "0"
     ),
     "export-format-unknown": Case(
-        "export {data} --session {session} --format gif -o {tmp}/x.gif", "gif"
+        "export {data} --session {session} --format mp4 -o {tmp}/x.mp4", "mp4"
     ),
     "view-frame-not-a-number": Case("view {data} --session {session} --frame x", "'x'"),
     "unknown-command": Case("frobnicate", "frobnicate"),

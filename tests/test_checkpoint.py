@@ -1,5 +1,6 @@
 """The checkpoint: tensors and plain data only, read with weights_only; a file that would run
-code, or is no checkpoint at all, is refused with one line; `ghframes.training.load`."""
+code, or is no checkpoint at all, is refused with one line; `ghframes.training.load`; what the
+model saw (colour or characters only) recorded and read back."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import ghframes.training
 import ghframes.training.train as train_module
 from ghframes.errors import GhframesError
 from ghframes.training.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from ghframes.training.config import build_parser, resolve
 from ghframes.training.fake_batches import FakeBatches
-from ghframes.training.model import ModelConfig
+from ghframes.training.model import ModelConfig, colour_planes
 from ghframes.training.train import train
 
 REFUSED = "refused: not a checkpoint of tensors and plain data ("
@@ -124,7 +126,8 @@ def test_load_gives_the_model_its_configs_and_actions(tmp_path):
         assert torch.equal(a, b), name
     batch = next(iter(FakeBatches(1, 4)))
     with torch.no_grad():
-        logits, _ = model.unroll(batch["frames"], batch["cursor"], batch["reset"], None)
+        inputs = (batch["frames"], batch["cursor"], batch["reset"], None)
+        logits, _ = model.unroll(*inputs, **colour_planes(batch))
     assert logits.shape == (1, 4, len(action_names))
     with pytest.raises(GhframesError, match="cannot read checkpoint"):
         ghframes.training.load(tmp_path / "nope.pt")
@@ -134,7 +137,7 @@ def test_resume_at_the_end_of_an_epoch_starts_the_next(tmp_path, monkeypatch):
     """Three steps are one epoch: resumed there, the run continues with the second epoch, as
     six steps straight do; `--steps 3` then `--steps 6 --resume auto` trains six."""
 
-    def three_per_epoch(cfg, split, rank, world_size):
+    def three_per_epoch(cfg, split, rank, world_size, colour=True):
         return FakeBatches(
             cfg.batch_size, cfg.seq_len, cfg.mode, cfg.seed, split, batches_per_epoch=3
         )
@@ -165,3 +168,38 @@ def test_a_trainer_error_line_is_printed_escaped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert err.strip().endswith("run^[]0;pwned^G: exists and is not a directory")
+
+
+def test_with_and_without_colour_on_the_same_data(tmp_path):
+    """The comparison the README reports, one flag apart on the same batches: each checkpoint
+    records whether its model saw colour, and loads back as that model."""
+    colour = train(small_run(tmp_path / "colour"), TINY, env={}, log=quiet)
+    _, mono_cfg, _ = resolve(build_parser().parse_args(["--no-model-colour"]), {})
+    mono = train(small_run(tmp_path / "mono"), mono_cfg, env={}, log=quiet)
+    assert colour.last["loss"] != mono.last["loss"]
+    for run, seen in ((colour, True), (mono, False)):
+        path = run.out / "checkpoint.pt"
+        assert read_checkpoint(path)["model_config"]["colour"] is seen
+        loaded = ghframes.training.load(path)
+        assert loaded.model_config.colour is seen and loaded.model_config == run.model.cfg
+        names = set(loaded.model.state_dict())
+        assert any("colours" in name for name in names) is seen
+        assert names == set(run.model.state_dict())
+
+
+def test_a_checkpoint_from_before_colour_is_a_monochrome_model(tmp_path, capsys):
+    """A checkpoint without the colour setting was written when every model read characters
+    only: it loads as one, resumes as one, and a colour run is refused with the difference."""
+    assert run_main(tmp_path, "--no-model-colour") == 0
+    capsys.readouterr()
+    (tmp_path / "metrics.jsonl").unlink()
+    path = tmp_path / "checkpoint.pt"
+    ckpt = read_checkpoint(path)
+    del ckpt["model_config"]["colour"]
+    torch.save(ckpt, path)
+    assert ghframes.training.load(path).model_config.colour is False
+    assert refuse(tmp_path, capsys, "--resume", "auto") == (
+        f"train: error: {path}: checkpoint is of another model config: "
+        "colour=False (checkpoint) vs True (this run)"
+    )
+    assert run_main(tmp_path, "--resume", "auto", "--steps", "2", "--no-model-colour") == 0

@@ -8,6 +8,7 @@ import pathlib
 import random
 import re
 
+import pyte.graphics
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from ghframes.render import editor as editor_module
 from ghframes.render.cells import is_typable, line_cells
 from ghframes.render.editor import Editor, EditorError
+from ghframes.render.editor_view import TEXT_TOP
 from ghframes.render.replay import keys_for_char, plan_edit
 from ghframes.render.terminal import COLS, Terminal, text_of
 from ghframes.store import actions
@@ -43,10 +45,54 @@ def play(before: str, after: str, path: str = "f.txt", check_every: int = 1):
 
 
 def assert_screen(terminal: Terminal, editor: Editor, where: str) -> None:
+    """The terminal shows what the model's oracles draw from scratch: characters, the cursor,
+    and every cell's colour and attributes."""
+    rows, want = editor.expected_screen()
     shown = [row.rstrip() for row in terminal.display()]
-    expected = [row.rstrip() for row in editor.expected_rows()]
-    assert shown == expected, where
+    assert shown == [row.rstrip() for row in rows], where
     assert terminal.cursor == editor.expected_cursor(), where
+    colours = screen_colours(terminal)
+    for y, (row, wanted) in enumerate(zip(colours, want, strict=True)):
+        assert row == wanted, f"{where}: colours of row {y} {shown[y]!r}"
+
+
+# The colour contract's reading of a pyte cell (written here, independent of the Terminal's own
+# capture, so that each checks the other): fg/bg "default" -> 0; SGR 30-37's names -> 1-7
+# ("black" -> 16), 90-97's -> 8-15; a 256-colour hex -> the lowest index >= 1 that has it.
+_NAMES = ["black", "red", "green", "brown", "blue", "magenta", "cyan", "white"]
+_VALUE = {"default": 0, **{n: i for i, n in enumerate(_NAMES)}, "black": 16}
+_VALUE |= {"bright" + n: 8 + i for i, n in enumerate(_NAMES)} | {"bfightmagenta": 13}
+for _index in range(255, 0, -1):
+    _VALUE[pyte.graphics.FG_BG_256[_index]] = _index
+_BITS = (("bold", 1), ("italics", 2), ("underscore", 4), ("reverse", 8))
+_BITS += (("strikethrough", 16), ("blink", 32))
+
+
+_COLOUR_OF: dict[tuple, tuple[int, int, int]] = {}  # a Char's fields but its data -> colour
+
+
+def cell_colour(char) -> tuple[int, int, int]:
+    """(fg, bg, attrs) of a pyte Char, by the colour contract."""
+    key = char[1:]
+    colour = _COLOUR_OF.get(key)
+    if colour is None:
+        attrs = sum(bit for name, bit in _BITS if getattr(char, name))
+        colour = _COLOUR_OF[key] = (_VALUE[char.fg], _VALUE[char.bg], attrs)
+    return colour
+
+
+def screen_colours(terminal: Terminal) -> list[list[tuple[int, int, int]]]:
+    """Every cell's (fg, bg, attrs) on the terminal's screen, row by row."""
+    screen = terminal.screen
+    blank = cell_colour(screen.default_char)
+    rows = []
+    for y in range(screen.lines):
+        row = [blank] * screen.columns
+        for x, char in screen.buffer[y].items():
+            if x < screen.columns:
+                row[x] = cell_colour(char)
+        rows.append(row)
+    return rows
 
 
 CASES = {
@@ -82,7 +128,7 @@ def test_golden_screens(name):
 
 def test_control_characters_are_shown_not_executed():
     terminal, _, _ = play("", "\x1b[2J\x1b]0;title\x07\x9b31m\x00end")
-    assert terminal.display()[0].startswith("^[[2J^[]0;title^G<9b>31m^@end")
+    assert terminal.display()[TEXT_TOP].startswith("^[[2J^[]0;title^G<9b>31m^@end")
     assert terminal.unknown_sequences == 0
 
 
@@ -93,7 +139,7 @@ def test_wide_character_cut_at_the_right_edge_shows_a_space():
 
 def test_horizontal_scroll_keeps_the_cursor_on_screen():
     terminal, editor, _ = play("", "y" * 400)
-    row = terminal.display()[0]
+    row = terminal.display()[TEXT_TOP]
     assert row.startswith("<") and terminal.cursor[1] < COLS
     assert editor.col == 400
 
@@ -163,7 +209,7 @@ TALL = "".join(f"{i}\tl\u00e9ne 中{i}\x1b[1m\r\n" for i in range(70)) + "y" * 2
 @given(before=TEXT, after=TEXT)
 @example(before=TALL, after=TALL.replace("65\t", "65 😀\t").replace("y" * 200, "y" * 170 + "z"))
 def test_replay_is_exact_and_screen_matches_model(before, after):
-    play(before, after, check_every=7)
+    play(before, after, "f.py", check_every=7)  # highlighted: the colours are checked too
 
 
 @settings(max_examples=30, deadline=None)
@@ -174,12 +220,12 @@ def test_small_edits_of_a_file(before, data):
     lines[k] = data.draw(LINE) + lines[k][::2]
     if data.draw(st.booleans()):
         lines.insert(data.draw(st.integers(0, len(lines))), data.draw(LINE))
-    play(before, "\n".join(lines), check_every=3)
+    play(before, "\n".join(lines), "f.c", check_every=3)
 
 
 def test_frames_text_round_trip():
     terminal, _, _ = play("", "中a")
-    assert text_of(terminal.capture())[0].startswith("中a")
+    assert text_of(terminal.capture())[TEXT_TOP].startswith("中a")
 
 
 def test_every_key_the_editor_handles_is_in_the_vocabulary():

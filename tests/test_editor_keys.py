@@ -14,6 +14,7 @@ from test_editor import assert_screen
 
 from ghframes.render.cells import is_typable
 from ghframes.render.editor import SEARCH_LABEL, Editor, EditorError
+from ghframes.render.editor_view import TEXT_ROWS, TEXT_TOP
 from ghframes.render.terminal import COLS, Terminal
 from ghframes.store.actions import CONTROL
 
@@ -21,10 +22,10 @@ from ghframes.store.actions import CONTROL
 class Drawn:
     """An editor drawing into a terminal; every key checks the screen against the model."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, path: str = "f.txt", color: bool = True) -> None:
         self.out: list[str] = []
         self.terminal = Terminal()
-        self.editor = Editor(text, "f.txt", self.out)
+        self.editor = Editor(text, path, self.out, color=color)
         self.editor.open()
         self.flush("open")
 
@@ -370,8 +371,8 @@ def test_search_moves_the_view_to_a_far_line_and_column():
     lines[250] = "x" * 400 + "needle"
     d = search(drawn("\n".join(lines)), "needle")
     assert d.at() == (250, 400)
-    assert d.editor.top <= 250 < d.editor.top + 46
-    assert d.terminal.display()[250 - d.editor.top].startswith("<")
+    assert d.editor.top <= 250 < d.editor.top + TEXT_ROWS
+    assert d.terminal.display()[TEXT_TOP + 250 - d.editor.top].startswith("<")
     search(d, "line 3")
     assert d.at() == (3, 0) and d.message() == "[ Search Wrapped ]"
 
@@ -380,7 +381,7 @@ def test_a_long_query_stays_on_the_message_row():
     d = drawn("a\nb", "<C-f>", *("q" * 200))
     assert d.terminal.cursor == (47, COLS - 1)
     assert d.message().startswith("Search: <") and d.message().endswith("q")
-    assert d.terminal.display()[0].rstrip() == "a"  # nothing scrolled
+    assert d.terminal.display()[TEXT_TOP].rstrip() == "a"  # nothing scrolled
     d.press("<Enter>")
     message = d.message()
     assert len(message) == COLS and message.startswith('[ "qqq') and message.endswith(">")
@@ -401,6 +402,8 @@ def test_go_to_line_prompt_is_unchanged():
 
 # ------------------------------------------------------------------------------- random walk
 
+# Each text is walked in a file of its kind, highlighted (the screen's colours checked too).
+WALK_PATHS = {"python": "walk.py", "crlf_tall": "walk.c", "long_and_controls": "walk.js"}
 WALK_TEXTS = {
     "python": (
         "class A:\n    def f(self, x):\n        if x:\n            return x_1 + 2\n"
@@ -452,7 +455,7 @@ def walk_keys(rng: random.Random, ed: Editor) -> list[str]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_walk_screen_equals_the_oracle(name, seed):
     rng = random.Random(f"{name}:{seed}")
-    d = Drawn(WALK_TEXTS[name])
+    d = Drawn(WALK_TEXTS[name], WALK_PATHS[name])
     pressed: dict[str, int] = {}
     outcomes = set()
     for step in range(1200):

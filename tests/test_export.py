@@ -18,6 +18,7 @@ from ghframes.render.terminal import COLS, ROWS
 from ghframes.store.chunks import open_lazy
 from ghframes.store.codec import encode_chunk
 from ghframes.store.frames import open_dataset, write_one_session_dataset
+from ghframes.view.palette import DEFAULT_BG, rgb_planes
 
 _DATASET: dict = {}  # shared with test_viewer, which imports this fixture
 
@@ -51,6 +52,10 @@ def read_cast(path):
 
 
 def test_cast_round_trip_reproduces_every_frame(dataset, tmp_path):
+    """Characters, colours, attributes and the cursor of every frame, fed to a fresh terminal
+    (the renderer's own capture: pyte's colours read back as stored values)."""
+    from ghframes.render.terminal import Terminal
+
     data, sid = dataset
     out = tmp_path / "s.cast"
     args = ["export", data, "--session", sid, "--format", "cast", "-o", str(out)]
@@ -58,16 +63,20 @@ def test_cast_round_trip_reproduces_every_frame(dataset, tmp_path):
     header, events = read_cast(out)
     assert header["version"] == 2 and header["width"] == 160 and header["height"] == 48
     session = open_dataset(data).session(sid)
+    lazy = open_lazy(data, sid)
     outputs = [e for e in events if e[1] == "o"]
     assert len(outputs) == len(session.frames)
     assert any((session.frames == 0).any(axis=(1, 2))), "sample should exercise wide characters"
-    screen = pyte.Screen(COLS, ROWS)
-    stream = pyte.Stream(screen)
+    assert session.fg.any() and session.attrs.any(), "sample should exercise colour"
+    term = Terminal()
     for t, (when, _, data_) in enumerate(outputs):
         assert when == pytest.approx(t / 20)
-        stream.feed(data_)
-        np.testing.assert_array_equal(screen_codes(screen), session.frames[t], err_msg=f"frame {t}")
-        assert (screen.cursor.y, screen.cursor.x) == tuple(session.cursor[t])
+        term.feed(data_)
+        np.testing.assert_array_equal(term.capture(), session.frames[t], err_msg=f"frame {t}")
+        for name, plane in zip(("fg", "bg", "attrs"), lazy.colours(t), strict=True):
+            np.testing.assert_array_equal(getattr(term, name), plane, err_msg=f"{name} {t}")
+        assert term.cursor == tuple(session.cursor[t])
+    assert term.unknown_sequences == 0
     # one marker per commit, at its first frame, labelled with the commit message
     markers = [e for e in events if e[1] == "m"]
     assert [m[0] for m in markers] == [pytest.approx(f / 20) for _, _, f in session.commits]
@@ -177,18 +186,56 @@ def test_png_draws_the_frame_with_a_monospace_font(dataset, tmp_path):
     out = tmp_path / "f.png"
     argv = ["export", data, "--session", sid, "--format", "png", "-o", str(out)]
     assert cli.main([*argv, "--frame", str(t)]) == 0
-    image = np.asarray(Image.open(out).convert("L"))
+    image = np.asarray(Image.open(out).convert("RGB"))
     cw, ch = render_png(session.frame(t), session.cursor[t], str(tmp_path / "g.png"))
-    assert image.shape == (ch * ROWS, cw * COLS)
+    assert image.shape == (ch * ROWS, cw * COLS, 3)
     frame = session.frame(t)
-    ink = image > 128
+    _, back = rgb_planes(*session.colours(t))
+    assert (back != DEFAULT_BG).any(), "the sample should exercise colour (the editor's bars)"
     for y in range(ROWS):
         for x in range(COLS):
-            cell = ink[y * ch : (y + 1) * ch, x * cw : (x + 1) * cw]
+            # ink: what differs from the cell's background (palette.rgb_planes)
+            ink = (image[y * ch : (y + 1) * ch, x * cw : (x + 1) * cw] != back[y, x]).any(axis=2)
             if frame[y, x] == 32 and (y, x) != tuple(session.cursor[t]):
-                assert not cell.any(), (y, x)
+                assert not ink.any(), (y, x)
             elif chr(frame[y, x]).isalnum() and frame[y, x] < 128:
-                assert cell.any(), (y, x, chr(frame[y, x]))
+                assert ink.any(), (y, x, chr(frame[y, x]))
+
+
+def test_gif_of_a_range_at_the_recorded_times(dataset, tmp_path, capsys):
+    from PIL import Image
+
+    from ghframes.view.gif import MIN_DELAY_CS
+    from ghframes.view.palette import indexed_palette
+    from ghframes.view.raster import Raster
+
+    data, sid = dataset
+    out = tmp_path / "r.gif"
+    argv = ["export", data, "--session", sid, "--format", "gif", "-o", str(out)]
+    assert cli.main([*argv, "--from", "100", "--to", "160"]) == 0
+    assert "60 frames as an animated GIF" in capsys.readouterr().out
+    session = open_lazy(data, sid)
+    image = Image.open(out)
+    assert 1 < image.n_frames <= 60
+    durations = []
+    for k in range(image.n_frames):
+        image.seek(k)
+        durations.append(image.info["duration"])
+    held = np.minimum(session.dt[100:160].astype(int), 2000)
+    assert abs(sum(durations) - held.sum()) <= 10 and min(durations) >= 10 * MIN_DELAY_CS
+    # the first image is frame 100 exactly as the rasteriser draws it, in the GIF's palette
+    image.seek(0)
+    pal, fg, bg, cursor = indexed_palette()
+    raster = Raster(14)
+    expected = pal[
+        raster.indexed(
+            session.frame(100),
+            *session.colours(100),
+            session.cursor[100],
+            (fg, bg, cursor),
+        )
+    ]
+    np.testing.assert_array_equal(np.asarray(image.convert("RGB")), expected)
 
 
 def synthetic_session(
@@ -295,9 +342,9 @@ def test_html_player_loads_seeks_plays_and_searches_in_chromium(dataset, tmp_pat
     shot = tmp_path / "shot.png"
     browse(out, f"frame={hit}", f"--screenshot={shot}", "--window-size=1300,900")
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    black = image.sum(axis=2) == 0
+    black = (image == DEFAULT_BG).all(axis=2)  # the screen's background
     ys, xs = np.nonzero(black)
-    # the screen's black box, padding included: the run of black down its left padding column
+    # the screen's box, padding included: the run of its background down its left padding column
     top, column = ys.min(), black[:, xs.min() + 1]
     bottom = top + int(np.argmin(column[top:]))
     gray = image[top:bottom, xs.min() : xs.max() + 1].sum(axis=2)
@@ -333,7 +380,7 @@ def test_html_go_to_and_speed_from_cps(dataset, tmp_path):
 
 def test_cps_must_be_a_positive_number(dataset, tmp_path, capsys):
     data, sid = dataset
-    for fmt in ("cast", "html"):
+    for fmt in ("cast", "html", "gif"):
         for cps in ("0", "-3", "nan", "inf"):
             argv = ["export", data, "--session", sid, "--format", fmt, "-o", str(tmp_path / "x")]
             assert cli.main([*argv, "--cps", cps]) == 2
@@ -398,7 +445,7 @@ def test_export_to_an_existing_directory_is_one_line_and_leaves_nothing(tmp_path
     target = tmp_path / "out"
     target.mkdir()
     before = sorted(p.name for p in tmp_path.iterdir())
-    for fmt in ("cast", "html", "png"):
+    for fmt in ("cast", "html", "png", "gif"):
         argv = ["export", str(tmp_path), "--session", sid, "--format", fmt, "-o", str(target)]
         assert cli.main(argv) == 2, fmt
         err = capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_ids_are_defined_once():
 )
 def test_batches_hold_the_sessions(data, mode, T):  # T < segment, T > segment
     ds = FrameStream(data, 3, T, mode, seed=1)
-    assert ds.schema_version.startswith("1.") and ds.char_vocab == 256
+    assert ds.schema_version.startswith("2.") and ds.char_vocab == 256
     assert ds.max_seq_len == (
         None if mode == "stream" else max(ds.sessions[i].num_frames for i in ds.split_indices)
     )
@@ -333,16 +333,22 @@ def test_trainer_runs_on_real_data(data, tmp_path, split_by):
     )
     train_ds, held = (make_loader(cfg, split, 0, 1) for split in ("train", "eval"))
     assert train_ds.split_by == held.split_by == split_by
+    assert train_ds.channels == ("chars", "fg", "bg", "attrs")
+    mono = make_loader(cfg, "train", 0, 1, colour=False)  # a model without colour: no planes
+    assert mono.channels == ("chars",) and "fg" not in next(iter(mono))
     ref = FrameStream(data, 2, 16, split="eval", split_by=split_by)
     assert held.split_indices == ref.split_indices
     assert set(train_ds.split_indices).isdisjoint(held.split_indices)
 
 
-def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
-    """Shards written before chunks were cut into segments (one zstd frame per chunk) give the
-    same batches, by every reading path."""
+@pytest.mark.parametrize("version", ["1.0", "1.3"])
+def test_shards_of_frames_1_read_the_same(data, tmp_path, version):
+    """Shards of frames 1.x give the same characters, cursor and times (1.3) as the 2.0 shards
+    they were made from, by every reading path: whole frames, not row-coded; 1.0 wrote one zstd
+    frame per chunk, before segments. A 1.x dataset's batches hold characters only."""
     import pyarrow.parquet as pq
     import zstandard
+    from test_reader import write_old_version
 
     from ghframes.store.codec import segments_of
 
@@ -350,6 +356,9 @@ def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
     shutil.copytree(data, old)
     one_frame = zstandard.ZstdCompressor(level=6, write_content_size=True)
     for path in (old / "frames").rglob("[!_]*.parquet"):
+        write_old_version(str(path), version, frames_dir=old / "frames")
+        if version != "1.0":
+            continue
         f = pq.ParquetFile(path)
         table = f.read()
         blobs = []
@@ -363,15 +372,20 @@ def test_chunks_of_one_zstd_frame_read_the_same(data, tmp_path):
         pq.write_table(table, path, row_group_size=f.metadata.row_group(0).num_rows)
         assert all(len(segments_of(b)) == 1 for b in blobs)
     for mode, t in (("stream", 64), ("stream", 160), ("window", 160)):
-        same(
-            batches(FrameStream(data, 2, t, mode, seed=6)),
-            batches(FrameStream(str(old), 2, t, mode, seed=6)),
-        )
+        new = batches(FrameStream(data, 2, t, mode, seed=6, channels=("chars",)))
+        got = batches(FrameStream(str(old), 2, t, mode, seed=6))
+        if version == "1.0":  # no times then
+            assert not any(b["dt"].any() for b in got)
+            for b in new:
+                b["dt"].zero_()
+        same(new, got)
     sid = ghframes.open_dataset(data).sessions()[0].id
-    assert np.array_equal(
-        ghframes.open_dataset(data).session(sid).frames,
-        ghframes.open_dataset(str(old)).session(sid).frames,
+    now, then = (
+        ghframes.open_dataset(data).session(sid),
+        ghframes.open_dataset(str(old)).session(sid),
     )
+    assert np.array_equal(now.frames, then.frames) and np.array_equal(now.cursor, then.cursor)
+    assert now.fg.any() and not (then.fg.any() or then.bg.any() or then.attrs.any())
 
 
 def test_without_libzstd_the_batches_are_the_same(data, monkeypatch):

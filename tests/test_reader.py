@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_codec import whole_frames
 
 from ghframes.errors import GhframesError
 from ghframes.render.terminal import COLS, ROWS
@@ -53,18 +54,37 @@ def rewrite(path: str, change) -> None:
     shards.write_table(fs, path, table, frames_schema(), row_group_size=8, footer_metadata=footer)
 
 
-def write_old_version(path: str, version: str = "1.2") -> None:
-    """Write the shard at `path`, and its dataset's manifest, again as frames `version` wrote
-    them: the shard without the `dt` column (added in 1.3), its version in the metadata."""
+def write_old_version(
+    path: str, version: str = "1.2", drop: tuple[str, ...] | None = None, frames_dir=None
+):
+    """Write the shard at `path`, and the manifest of its dataset (in `frames_dir`, DATA/frames:
+    default the shard's folder), again as frames `version` wrote
+    them: without the columns added after it (`dt` in 1.3, the colour planes in 2.0; `drop`:
+    these instead), whole frames and the cursor positions as they are (2.0 row-codes the one
+    and delta-codes the other), its version in the metadata."""
     file = pq.ParquetFile(path)
-    table = file.read().drop_columns(["dt"]).replace_schema_metadata(None)
-    footer = {SESSION_KEY: shards.footer_value(file, SESSION_KEY)}
+    fs, folder = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
+    chunks = FrameShard(fs, path, colours=False).read()
+    positions = chunks.cursor
+    frames = [whole_frames(chunks.decode(k)) for k in range(len(chunks))]
     current = frames_schema()
-    arrow = current.arrow.remove(current.arrow.get_field_index("dt"))
+    if drop is None:
+        since = {c["name"]: c["since"] for c in current.doc["columns"] if "since" in c}
+        older = tuple(int(x) for x in version.split("."))
+        drop = tuple(n for n, v in since.items() if tuple(int(x) for x in v.split(".")) > older)
+    table = file.read().drop_columns(list(drop)).replace_schema_metadata(None)
+    counts = table.column("num_frames").to_pylist()
+    cursor = [part.tobytes() for part in np.split(positions, np.cumsum(counts)[:-1])]
+    table = table.set_column(table.schema.get_field_index("cursor"), "cursor", pa.array(cursor))
+    table = table.set_column(table.schema.get_field_index("frames"), "frames", pa.array(frames))
+    footer = {SESSION_KEY: shards.footer_value(file, SESSION_KEY)}
+    arrow = current.arrow
+    for name in drop:
+        arrow = arrow.remove(arrow.get_field_index(name))
     arrow = arrow.with_metadata({**current.arrow.metadata, schema.VERSION_KEY: version.encode()})
     old = schema.TableSchema("frames", version, arrow, current.doc)
-    fs, folder = shards.filesystem(os.path.dirname(path))  # filesystem() takes a folder
     shards.write_table(fs, path, table, old, row_group_size=8, footer_metadata=footer)
+    folder = str(frames_dir or folder)
     manifest = shards.read_json(fs, f"{folder}/{shards.MANIFEST}")
     shards.write_manifest(fs, folder, dict(manifest, version=version))
 
@@ -164,7 +184,7 @@ def test_a_shard_from_before_times_reads_without_them(tmp_path):
 
 def test_a_shard_of_a_version_with_times_must_have_them(tmp_path):
     sid, path = write(tmp_path)
-    write_old_version(path, "1.3")  # the version number says the column is there
+    write_old_version(path, "1.3", drop=("dt", "fg", "bg", "attrs"))  # 1.3 has dt
     said = f"{path}: damaged shard (a frames 1.3 shard without its 'dt' column)"
     loader = said.replace(": damaged", ": chunk 0: damaged")
     assert errors(tmp_path, sid) == [said, said, said, loader]

@@ -1,4 +1,5 @@
-"""Streaming BPTT: the same gradients as plain BPTT for every parameter, autograd memory flat in L."""
+"""Streaming BPTT: the same gradients as plain BPTT for every parameter (the colour tables
+included: the batches carry fg, bg and attrs), autograd memory flat in L."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from test_model import SMALL
 
-from ghframes.training.model import ActionModel
+from ghframes.training.model import COLOUR_PLANES, ActionModel
 from ghframes.training.streaming import (
     SavedTensorMeter,
     plain_bptt,
@@ -41,6 +42,9 @@ def make_batch(b: int, t: int, seed: int = 1) -> dict:
         "reset": torch.zeros(b, t, dtype=torch.bool),
         "mask": torch.rand(b, t, generator=g) < 0.8,
     }
+    for plane, values in COLOUR_PLANES.items():
+        shape = (b, t, SMALL.rows, SMALL.cols)
+        batch[plane] = torch.randint(0, values, shape, generator=g, dtype=torch.uint8)
     batch["reset"][0, 0] = True  # row 0 starts a session at the batch start, the others continue
     batch["reset"][1, 5] = True  # inside a chunk
     batch["reset"][:, 8] = True  # every row, on a chunk boundary (chunk_len 4)

@@ -74,7 +74,7 @@ def test_the_recorder_stores_each_actions_time_with_its_frame(tmp_path):
     assert dt[7] == dt[200] == 65_535 and dt[1] == 0 and dt[0] == DTS[0]
     assert pq.ParquetFile(tmp_path / "s.parquet").schema_arrow.metadata[
         b"ghframes.schema_version"
-    ] == (b"1.3")
+    ] == (b"2.0")
 
 
 def test_the_recorders_times_must_be_whole_milliseconds_from_zero():

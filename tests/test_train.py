@@ -15,10 +15,11 @@ import torch
 
 import ghframes.training.train as train_module
 from ghframes.errors import GhframesError
+from ghframes.store import schema
 from ghframes.training.checkpoint import read_checkpoint
 from ghframes.training.config import TrainConfig, build_parser, resolve
 from ghframes.training.fake_batches import FakeBatches
-from ghframes.training.model import PRESETS, ActionModel
+from ghframes.training.model import PRESETS, ActionModel, colour_planes
 from ghframes.training.streaming import streaming_bptt
 from ghframes.training.train import main, train
 
@@ -35,8 +36,7 @@ def small_run(out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**settings, **overrides})
 
 
-def quiet(_: str) -> None:
-    pass
+def quiet(_: str) -> None: ...
 
 
 def test_two_steps_write_metrics_checkpoint_and_plot(tmp_path):
@@ -170,7 +170,7 @@ def test_torchrun_two_processes_keep_identical_parameters(tmp_path):
 def test_config_precedence(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(
-        'preset = "tiny"\n[train]\nsteps = 5\nbatch_size = 3\n[model]\nd_model = 48\nlstm_layers = 3\n'
+        'preset = "tiny"\n[train]\nsteps = 5\nbatch_size = 3\n[model]\nd_model = 48\nlstm_layers = 3\ncolour = false\n'
     )
     env = {
         "GHFRAMES_TRAIN_STEPS": "7",
@@ -184,6 +184,10 @@ def test_config_precedence(tmp_path):
     assert (cfg.steps, cfg.batch_size, cfg.seq_len) == (9, 3, 24)  # flag > env > file > default
     assert (model_cfg.d_model, model_cfg.lstm_layers, model_cfg.merge_dims) == (40, 3, (8, 16, 32))
     assert model_cfg.stage_blocks == TINY.stage_blocks and preset == "tiny"
+    assert TINY.colour and not model_cfg.colour  # the file's [model] colour = false
+    args = build_parser().parse_args(["--config", str(config), "--model-colour"])
+    assert resolve(args, {"GHFRAMES_MODEL_COLOUR": "0"})[1].colour  # flag > env > file
+    assert not resolve(build_parser().parse_args(["--no-model-colour"]), {})[1].colour
     args = build_parser().parse_args(["--config", str(config), "--preset", "paper"])
     cfg, model_cfg, _ = resolve(args, {})
     assert (
@@ -285,14 +289,33 @@ def refuse(tmp_path, capsys, *argv: str) -> str:
 
 
 def test_unknown_schema_version(tmp_path, capsys, monkeypatch):
-    def newer_shards(cfg, split, rank, world_size):
-        return FakeBatches(cfg.batch_size, cfg.seq_len, cfg.mode, split=split, schema_version="2.0")
+    def newer_shards(cfg, split, rank, world_size, colour=True):
+        return FakeBatches(
+            cfg.batch_size, cfg.seq_len, cfg.mode, split=split, schema_version="99.0"
+        )
 
     monkeypatch.setattr(train_module, "make_loader", newer_shards)
-    assert (
-        refuse(tmp_path, capsys)
-        == "train: error: fake: frames schema version 2.0 is not supported (this ghframes reads 1.x)"
+    assert refuse(tmp_path, capsys) == (
+        "train: error: fake: frames schema version 99.0 is not supported "
+        f"(this ghframes reads {schema.load('frames').major}.x)"
     )
+
+
+def test_colour_the_data_cannot_give_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    def characters_only(cfg, split, rank, world_size, colour=True):  # characters only, always
+        return FakeBatches(cfg.batch_size, cfg.seq_len, cfg.mode, split=split, colour=False)
+
+    monkeypatch.setattr(train_module, "make_loader", characters_only)
+    assert refuse(tmp_path, capsys) == (
+        "train: error: fake: the batches have no colour planes (fg, bg, attrs), but the model "
+        "sees colour; train on characters only with --no-model-colour "
+        "(GHFRAMES_MODEL_COLOUR=false, or colour = false under [model])"
+    )
+    assert run_main(tmp_path, "--no-model-colour") == 0  # a monochrome model trains on them
+    batch = next(iter(FakeBatches(2, 8)))
+    batch["attrs"][0, 0, 0, 0] = 64  # a bit above the six of the contract
+    with pytest.raises(GhframesError, match=r"^fake: attrs holds value 64, .* attrs 0\.\.63$"):
+        train_module.check_batch(batch, TINY, small_run(tmp_path, seq_len=8), "fake")
 
 
 def test_sequence_length_the_loader_cannot_fill(tmp_path, capsys):
@@ -445,7 +468,8 @@ def test_evaluation_skips_empty_lanes_without_changing_the_result():
         got = evaluate(model, ListSource(batches), {"at": 0}, cfg, acc, procs, None)
         state, losses, count = None, 0.0, 0
         for batch in batches:
-            logits, state = model.unroll(batch["frames"], batch["cursor"], batch["reset"], state)
+            inputs = (batch["frames"], batch["cursor"], batch["reset"], state)
+            logits, state = model.unroll(*inputs, **colour_planes(batch))
             mask = batch["mask"]
             losses += torch.nn.functional.cross_entropy(
                 logits[mask], batch["actions"][mask], reduction="sum"

@@ -181,7 +181,7 @@ def test_autoindent_leaves_only_the_difference_to_type():
 def _far_edits(habits: Habits, seed: int) -> Counter:
     text = _source("screens.py")
     lines = text.split("\n")
-    for k in (1200, 40, 900, 300, 150, 230):
+    for k in (1200, 40, 900, 300, 150, 230, 360):  # gaps of 0.9 to 2.6 pages
         lines[k] = lines[k] + "  # reviewed"
     return Counter(human(text, "\n".join(lines), habits, seed).actions)
 
@@ -190,8 +190,19 @@ def test_far_targets_are_reached_by_paging_go_to_line_and_search_as_habits_say()
     keys = Counter()
     for seed in range(6):
         keys += _far_edits(draw_habits(random.Random(seed)), seed)
-    for key in ("<PgDn>", "<PgUp>", "<C-g>", "<C-f>", "<Up>", "<Down>"):
+    for key in ("<PgDn>", "<PgUp>", "<C-g>", "<C-f>", "<Up>"):
         assert keys[key] > 0, key
+
+
+def test_near_targets_are_walked_to_with_arrow_runs_down_and_back_up():
+    text = "".join(f"line {k}\n" for k in range(60))
+    lines = text.split("\n")
+    lines[12], lines[30] = "line twelve", "line thirty"
+    eager = Habits(**{**CALM.__dict__, "revisit": 1.0})  # the lower hunk first, then back up
+    plan = human(text, "\n".join(lines), eager)
+    keys = Counter(plan.actions)
+    assert keys["<Down>"] >= 30 and keys["<Up>"] >= 18, keys
+    assert not keys["<PgDn>"] and not keys["<C-g>"]  # near: arrows only
 
 
 def test_hunks_are_sometimes_visited_out_of_order():

@@ -5,7 +5,9 @@ OUT/checkpoint.pt is one `torch.save`d dict:
     format         CHECKPOINT_FORMAT
     model          the model's state_dict
     optimizer      Optimizers.state_dict(): {"muon": ..., "adamw": ...}
-    model_config   dataclasses.asdict(ModelConfig), vocabulary sizes from the data included
+    model_config   dataclasses.asdict(ModelConfig), vocabulary sizes from the data included;
+                   a setting added since a checkpoint was written takes the value the models
+                   of then had (MODEL_SETTINGS_ADDED: before `colour`, every model was monochrome)
     train_config   dataclasses.asdict(TrainConfig) of the run that wrote it
     action_names   list[str]: action id -> action string (schemas/actions.json)
     step, epoch    optimizer steps taken; the loader's epoch
@@ -34,6 +36,10 @@ from .lstm import State
 from .model import ActionModel, ModelConfig
 
 CHECKPOINT_FORMAT = "ghframes.training.checkpoint/1"
+
+# Model settings added after the format, with the value every model had before: a checkpoint
+# without one was trained that way (its dataclass default may since say otherwise).
+MODEL_SETTINGS_ADDED = {"colour": False}
 
 
 def process_entry(loader_state: dict, state: State | None, prev: torch.Tensor) -> dict:
@@ -166,7 +172,7 @@ def load(path: str | os.PathLike) -> Loaded:
     tensors and plain data (weights_only); anything else is refused with one error line."""
     path = Path(path)
     ckpt = read_checkpoint(path)
-    model_cfg = _config(ModelConfig, ckpt["model_config"], path)
+    model_cfg = _config(ModelConfig, saved_model_config(ckpt), path)
     train_cfg = _config(TrainConfig, ckpt["train_config"], path)
     model = ActionModel(model_cfg)
     try:
@@ -177,6 +183,11 @@ def load(path: str | os.PathLike) -> Loaded:
         ) from None
     model.eval()
     return Loaded(model, model_cfg, train_cfg, [str(a) for a in ckpt["action_names"]], ckpt["step"])
+
+
+def saved_model_config(ckpt: dict) -> dict:
+    """The checkpoint's model settings, with those it predates at the value they had then."""
+    return {**MODEL_SETTINGS_ADDED, **ckpt["model_config"]}
 
 
 def _config(cls, saved: dict, path: Path):
@@ -225,7 +236,7 @@ def check_checkpoint(
             f"match the checkpoint's ({len(theirs)} actions): first difference at id {first}: "
             f"{mine_at} in the data, {theirs_at} in the checkpoint"
         )
-    saved = ckpt["model_config"]
+    saved = saved_model_config(ckpt)
     mine = dataclasses.asdict(model_cfg)
     diff = [
         f"{k}={saved.get(k)!r} (checkpoint) vs {mine[k]!r} (this run)"

@@ -6,7 +6,11 @@ Precedence, lowest first (STYLE.md §6):
     3. a config file (`--config run.toml` or .json): top-level `preset`, tables [train] and [model]
     4. the environment: GHFRAMES_TRAIN_<FIELD>, GHFRAMES_MODEL_<FIELD>, GHFRAMES_PRESET
     5. command-line flags: --<field> for the run, --model-<field> for the architecture
+       (a true/false setting: --<field> / --no-<field>, --model-<field> / --no-model-<field>)
 Invalid values raise GhframesError naming the field, the value and where it came from.
+
+For example, a monochrome model (characters only) on data with colour: `--no-model-colour`,
+GHFRAMES_MODEL_COLOUR=false, or `colour = false` under [model] of the config file.
 """
 
 from __future__ import annotations
@@ -285,6 +289,11 @@ MODEL_HELP: dict[str, tuple[str, str]] = {
         "an integer >= 0",
     ),
     "fovea_dim": ("embedding width of a fovea cell", "an integer >= 0"),
+    "colour": (
+        "embed each cell's fg, bg and attributes beside its character (the colour planes of "
+        "frames schema 2.0); --no-model-colour: characters only, the same data",
+        "",
+    ),
 }
 
 EXAMPLES = """\
@@ -319,7 +328,7 @@ def model_help(name: str) -> str:
     """--help of --model-<name>: meaning, valid values, default(s)."""
     meaning, valid = MODEL_HELP[name]
     by_preset = {p: getattr(c, name) for p, c in PRESETS.items()}
-    return f"{meaning}; {valid}; {_defaults(by_preset)}"
+    return "; ".join(filter(None, (meaning, valid, _defaults(by_preset))))
 
 
 def _defaults(by_preset: dict) -> str:
@@ -386,15 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
                 help=train_help(name),
             )
     group = parser.add_argument_group("model (architecture; defaults from the preset)")
-    for name in _fields(ModelConfig):
+    for name, typ in _fields(ModelConfig).items():
         if name in FROM_DATA:
             continue
+        kind = {"action": argparse.BooleanOptionalAction} if typ is bool else {"metavar": "V"}
         group.add_argument(
             "--model-" + _flag(name),
             dest="model_" + name,
             default=None,
-            metavar="V",
             help=model_help(name),
+            **kind,
         )
     return parser
 

@@ -6,6 +6,8 @@ can be tested and smoke-run without a rendered dataset. It follows the batch con
 trainer expects from FrameStream (see train.py, `make_loader`):
 
     frames  uint8 [B, T, ROWS, COLS]  character ids (here: the ASCII code point)
+    fg, bg  uint8 [B, T, ROWS, COLS]  palette values (0: the terminal's default; 1..255 xterm-256)
+    attrs   uint8 [B, T, ROWS, COLS]  attribute bits (1 bold, 2 italic, 4 underline, 8 reverse)
     actions long  [B, T]              action ids, index into `action_names`
     cursor  long  [B, T, 2]           (row, col) of the cursor on frame t
     reset   bool  [B, T]              a new session starts at step t
@@ -14,7 +16,10 @@ trainer expects from FrameStream (see train.py, `make_loader`):
     t       long  [B, T]              index of the frame in its session
 
 A session types Python-like lines (from a small grammar) into a screen whose row 0 is a header;
-action t is the key typed on frame t ("<Enter>" ends a line, "<C-d>" ends the session).
+action t is the key typed on frame t ("<Enter>" ends a line, "<C-d>" ends the session). Colour as
+an editor draws it: the header is a bold status bar (white on blue), digits and punctuation have
+their own colours, a keyword turns bold magenta once typed out, and the cursor's line has a grey
+background. `colour=False` leaves the planes out (a loader reading characters only).
 
 Modes: "stream" gives each batch row a lane of sessions played back to back, each batch taking
 the next T steps of every lane (carry the state across batches: truncated BPTT); "window" gives
@@ -26,8 +31,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ghframes.store import schema
+
 # The loader's vocabulary, so that action ids mean what they mean on rendered data.
 from .chars import ACTION_NAMES
+from .model import COLOUR_PLANES
 from .plan import MODES
 from .plan import SPLITS as SPLIT_NAMES
 
@@ -36,6 +44,14 @@ SPLITS = {name: i for i, name in enumerate(SPLIT_NAMES)}  # {"train": 0, "eval":
 
 NAMES = ["x", "y", "total", "count", "value", "item", "result", "data"]
 MODULES = ["os", "sys", "json", "math", "time"]
+
+# The colours (fg, bg, attrs) the fake editor draws; palette values, attribute bits.
+STATUS = (15, 4, 1)  # the header row: bright white on blue, bold
+KEYWORD = (5, 0, 1)  # magenta, bold
+DIGIT = (208, 0, 0)  # orange (256-colour palette)
+PUNCTUATION = (6, 0, 0)  # cyan
+CURSOR_LINE_BG = 236  # dark grey behind the cursor's line where the cell has no background
+KEYWORDS = {b"def", b"return", b"for", b"in", b"import", b"if"}
 
 
 def _line_templates(rng: np.random.Generator) -> list[str]:
@@ -73,7 +89,8 @@ class FakeBatches:
         cols: int = 160,
         session_len: tuple[int, int] = (200, 600),
         batches_per_epoch: int | None = None,
-        schema_version: str = "1.0",
+        schema_version: str | None = None,
+        colour: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(
@@ -88,7 +105,9 @@ class FakeBatches:
         self.rows, self.cols = rows, cols
         self.session_len = session_len
         self.batches_per_epoch = batches_per_epoch
-        self.schema_version = schema_version
+        # The version of the frames schema this ghframes writes, unless a test asks otherwise.
+        self.schema_version = schema_version or schema.load("frames").version
+        self.colour = colour
         self.epoch = 0
         self.batch = 0  # batches yielded in this epoch
         self._cache: dict[int, list[str]] = {}  # session number -> actions (recent sessions)
@@ -144,13 +163,15 @@ class FakeBatches:
         return int(self._rng(0, number).integers(self.session_len[0], self.session_len[1] + 1))
 
     def _play(self, number: int, start: int, stop: int, out: dict, row: int, at: int) -> None:
-        """Write frames, actions, cursor of steps [start, stop) of session `number` into row `row`
-        of the batch arrays `out`, at columns from `at`."""
+        """Write frames, colours, actions, cursor of steps [start, stop) of session `number` into
+        row `row` of the batch arrays `out`, at columns from `at`."""
         actions = self.session_actions(number)
         screen = np.full((self.rows, self.cols), 32, np.uint8)
+        colours = np.zeros((3, self.rows, self.cols), np.uint8)  # fg, bg, attrs
         header = f"fake session {number:06d} ({self.split})"[: self.cols].encode()
         screen[0, : len(header)] = np.frombuffer(header, np.uint8)
-        r, c = 1, 0
+        colours[:, 0] = np.array(STATUS, np.uint8)[:, None]
+        r, c, word = 1, 0, 0  # cursor; column where the word being typed starts
         for k in range(stop):
             if k >= start:
                 j = at + k - start
@@ -160,22 +181,40 @@ class FakeBatches:
                 out["session"][row, j] = number
                 out["t"][row, j] = k
                 out["reset"][row, j] = k == 0
+                if self.colour:
+                    for plane, values in zip(COLOUR_PLANES, colours, strict=True):
+                        out[plane][row, j] = values
+                    line = out["bg"][row, j, r]
+                    line[line == 0] = CURSOR_LINE_BG
             name = actions[k]
+            if len(name) == 1 and not (name.isalnum() or name == "_") or name == "<Enter>":
+                if bytes(screen[r, word:c]) in KEYWORDS:  # a word ends: colour a keyword
+                    colours[:, r, word:c] = np.array(KEYWORD, np.uint8)[:, None]
+                word = c + 1
             if name == "<Enter>":
-                c = 0
+                c = word = 0
                 if r == self.rows - 1:  # scroll the text area up one line
-                    screen[1:-1] = screen[2:]
-                    screen[-1] = 32
+                    screen[1:-1], colours[:, 1:-1] = screen[2:], colours[:, 2:]
+                    screen[-1], colours[:, -1] = 32, 0
                 else:
                     r += 1
             elif len(name) == 1 and c < self.cols:
                 screen[r, c] = ord(name)
+                if name.isdigit():
+                    colours[:, r, c] = DIGIT
+                elif not (name.isalnum() or name in "_ "):
+                    colours[:, r, c] = PUNCTUATION
                 c += 1
 
     def _make(self, index: int) -> dict[str, torch.Tensor]:
         b, t = self.batch_size, self.seq_len
         out = {
             "frames": np.zeros((b, t, self.rows, self.cols), np.uint8),
+            **{
+                plane: np.zeros((b, t, self.rows, self.cols), np.uint8)
+                for plane in COLOUR_PLANES
+                if self.colour
+            },
             "actions": np.zeros((b, t), np.int64),
             "cursor": np.zeros((b, t, 2), np.int64),
             "reset": np.zeros((b, t), bool),
@@ -225,7 +264,7 @@ class FakeBatches:
 
 
 def random_batch(cfg, batch_size: int, seq_len: int, device: torch.device, seed: int = 0) -> dict:
-    """Uniform random frames and actions: content does not change the cost."""
+    """Uniform random frames, colours and actions: content does not change the cost."""
     g = torch.Generator().manual_seed(seed)
     batch = {
         "frames": torch.randint(
@@ -246,4 +285,7 @@ def random_batch(cfg, batch_size: int, seq_len: int, device: torch.device, seed:
         "reset": torch.zeros(batch_size, seq_len, dtype=torch.bool),
         "mask": torch.ones(batch_size, seq_len, dtype=torch.bool),
     }
+    for plane, values in COLOUR_PLANES.items():
+        shape = (batch_size, seq_len, cfg.rows, cfg.cols)
+        batch[plane] = torch.randint(0, values, shape, generator=g, dtype=torch.uint8)
     return {k: v.to(device) for k, v in batch.items()}

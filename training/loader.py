@@ -4,6 +4,11 @@
 `torch.utils.data.IterableDataset` of batch dicts (see `FrameStream` and the README, "The streaming dataloader"):
 
     frames  uint8 [B, T, 48, 160]  character ids (schemas/chars.json), 0 where mask is False
+    fg, bg  uint8 [B, T, 48, 160]  colour of each cell: 0 the default, 1..255 the xterm-256
+                                   palette index (schemas/frames.json `fg`), 0 where mask is
+                                   False and in a shard before frames schema 2.0
+    attrs   uint8 [B, T, 48, 160]  attribute bits (1 bold, 2 italic, 4 underline, 8 reverse,
+                                   16 strikethrough, 32 blink), 0 likewise
     actions long  [B, T]           action ids (index into `action_names`)
     cursor  long  [B, T, 2]        (row, col)
     dt      int32 [B, T]           ms frame t was on screen before action t (schemas/frames.json
@@ -18,13 +23,15 @@ The order of an epoch is a pure function of (session ids and sizes from the mani
 epoch), planned in plan.py; `state_dict()` is {epoch, batch} plus the settings it is valid for.
 Shards are read a row group at a time through the frame-shard reader (ghframes.store.reader,
 then parts.py), each chunk's zstd frames decoded straight into the batch; DataLoader workers
-fill batches in shared memory (slots.py).
+fill batches in shared memory (slots.py). The colour planes are read and decoded only for the
+`channels` asked for (FrameStream).
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -38,10 +45,11 @@ from ghframes.store import shards
 from ghframes.store.codec import FRAMES_PER_CHUNK, FRAMES_PER_SEGMENT
 from ghframes.store.frames import FRAMES_DIR, frames_schema
 from ghframes.store.geometry import COLS, ROWS
+from ghframes.store.planes import PLANES, SegmentDecoder
 from ghframes.store.reader import FrameShard
 
 from .chars import ACTION_NAMES, CHAR_VOCAB
-from .parts import Part
+from .parts import Part, fill_from_segments
 from .plan import (
     MODES,
     SPLIT_BY,
@@ -63,6 +71,7 @@ from .slots import SharedBatch, SharedSlots
 RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
 RETRY_DELAY = 0.1  # seconds before the first retry; doubled before each next one
 OPEN_SHARDS = 64  # shard files kept open (most recently read); layouts of all are kept
+CHANNELS = ("chars", *PLANES)  # what a batch can hold of each frame: "frames" and the planes
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,12 @@ class FrameStream(torch.utils.data.IterableDataset):
     skip_bad_shards: a missing, truncated or corrupt shard raises GhframesError naming the shard
         and chunk; with this flag its session is masked out from there on instead and counted in
         `skipped` ({shard path: error}).
+    channels: what the batches hold of each frame, from CHANNELS: "chars" (the `frames` key,
+        always) and the colour planes "fg", "bg", "attrs" (keys of their own). Default: all four
+        when the dataset is of frames schema 2.0 or later (its manifest's version), else chars
+        only, so that every batch of a dataset has the same keys; a 1.x shard in a 2.0 dataset
+        gives zeros for its planes (and the reader logs that it has no colour). A plane not asked
+        for is neither read nor decoded.
     """
 
     def __init__(
@@ -122,6 +137,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         skip_bad_shards: bool = False,
         cache_bytes: int = 256 << 20,
         filesystem: pafs.FileSystem | None = None,
+        channels: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -160,6 +176,8 @@ class FrameStream(torch.utils.data.IterableDataset):
         if manifest is None:
             raise GhframesError(f"{source}: no rendered frames (run `ghframes render` first)")
         self.schema_version = str(manifest["version"])
+        self.channels = self._channels(channels)
+        self.planes = [name for name in PLANES if name in self.channels]  # colour asked for
         # Ordered, split and shuffled by their location-free keys (split_key), so that the same
         # histories give the same batches wherever they were crawled from.
         self.sessions = sorted(
@@ -195,10 +213,27 @@ class FrameStream(torch.utils.data.IterableDataset):
         # session -> per chunk, for the whole chunk then each segment: 0 unknown, 1 ASCII, 2 not
         self._ascii: dict[int, np.ndarray] = {}
         self._bad: dict[int, str] = {}
-        self._chunk_cache: dict = {}  # slot -> (session, chunk, zstd frame, decoded ids)
+        # (slot, key) -> ((session, chunk), zstd frame): the segment a lane cut, decoded
+        self._chunk_cache: dict = {}
         self._scratch: dict = {}
         self._pool: list[dict[str, np.ndarray]] = []
         self._shared: SharedSlots | None = None  # in a DataLoader worker
+        self._decoder = SegmentDecoder()  # of the colour planes: a buffer for one segment
+
+    def _channels(self, channels) -> tuple[str, ...]:
+        """The channels asked for, checked; None: those of the dataset's schema version."""
+        if channels is None:
+            major = self.schema_version.split(".")[0]
+            return CHANNELS if major.isdigit() and int(major) >= 2 else ("chars",)
+        channels = tuple(channels)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown or "chars" not in channels or len(set(channels)) != len(channels):
+            what = f"unknown channel {unknown[0]!r}" if unknown else "channels must name"
+            what += "" if unknown else " 'chars' and each channel once"
+            raise GhframesError(
+                f"loader: {what} in {channels!r}; valid channels: {', '.join(CHANNELS)}"
+            )
+        return tuple(c for c in CHANNELS if c in channels)
 
     # -- contract -------------------------------------------------------------------------------
 
@@ -294,7 +329,8 @@ class FrameStream(torch.utils.data.IterableDataset):
                 out["reset"][row, 0] = True
         for row in range(b):
             if not out["mask"][row].all():
-                out["frames"][row, ~out["mask"][row]] = 0
+                for key in ("frames", *self.planes):
+                    out[key][row, ~out["mask"][row]] = 0
         tensors = {key: torch.from_numpy(v) for key, v in out.items()}
         return tensors if shm is None else SharedBatch(tensors, shm[0], self._shared)
 
@@ -302,6 +338,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         b, t = self.batch_size, self.seq_len
         return {
             "frames": ((b, t, ROWS, COLS), "u1"),  # padding zeroed by _make
+            **{name: ((b, t, ROWS, COLS), "u1") for name in self.planes},  # the same
             "actions": ((b, t), "i8"),
             "cursor": ((b, t, 2), "i8"),
             "dt": ((b, t), "i4"),  # uint16 ms: int32 holds it, and torch has no uint16 math
@@ -341,18 +378,24 @@ class FrameStream(torch.utils.data.IterableDataset):
             if ascii_ is None:
                 segments = FRAMES_PER_CHUNK // FRAMES_PER_SEGMENT
                 ascii_ = self._ascii[i] = np.zeros((shard.num_chunks, 1 + segments), np.int8)
-            frames = out["frames"][row, col : col + n]
             c = lo // FRAMES_PER_CHUNK
             while c * FRAMES_PER_CHUNK < hi:
                 part = self._part(i, shard, c)
                 c0 = c * FRAMES_PER_CHUNK
                 c1 = min(c0 + FRAMES_PER_CHUNK, shard.num_frames)
                 a, z = max(lo, c0), min(hi, c1)
-                dest = frames[a - lo : z - lo]
-                if a == c0 and z == c1:  # the whole chunk: straight into the batch
-                    part.decode(c, dest, self._scratch, ascii_)
-                else:  # a part: the chunk's segments inside [a, z) straight in, one cut, cached
-                    self._fill_segments(part, i, c, c0, a, z, dest, slot, ascii_)
+                for key in ("frames", *self.planes):
+                    dest = out[key][row, col + a - lo : col + z - lo]
+                    decode = functools.partial(part.into, key, c, self._scratch, ascii_)
+                    if a == c0 and z == c1:  # the whole chunk: straight into the batch
+                        decode(None, dest)
+                    else:  # a part: the chunk's segments inside [a, z) straight in, one cut
+                        spans = part.spans(key, c)
+                        cache = self._chunk_cache
+                        rows = functools.partial(part.rows, key, c) if part.has_rows(key) else None
+                        fill_from_segments(
+                            spans, c0, a, z, dest, decode, cache, (slot, key), (i, c), rows
+                        )
                 f = part.first
                 out["actions"][row, col + a - lo : col + z - lo] = part.actions[a - f : z - f]
                 out["cursor"][row, col + a - lo : col + z - lo] = part.cursor[a - f : z - f]
@@ -374,30 +417,6 @@ class FrameStream(torch.utils.data.IterableDataset):
         if lo == 0:
             out["reset"][row, col] = True
 
-    def _fill_segments(
-        self, part: Part, i: int, c: int, c0: int, a: int, z: int, dest, slot, ascii_
-    ) -> None:
-        """Frames [a, z) of chunk c (its first frame c0) into `dest`: each segment of the chunk
-        (codec.py) that lies inside goes straight in; one that straddles a or z is decoded once
-        into this slot's buffer (the lane's next batch takes the rest from there) and copied."""
-        for j, (s0, s1, _, _) in enumerate(part.chunks.segments(c)):
-            p0, p1 = c0 + s0, c0 + s1
-            u, v = max(a, p0), min(z, p1)
-            if u >= v:
-                continue
-            if u == p0 and v == p1:
-                part.decode(c, dest[u - a : v - a], self._scratch, ascii_, segment=j)
-                continue
-            cached = self._chunk_cache.get(slot)
-            if cached is None or cached[:3] != (i, c, j):
-                buf = cached[3] if cached is not None else None
-                if buf is None or buf.shape[0] < p1 - p0:
-                    buf = np.empty((max(FRAMES_PER_CHUNK, p1 - p0), ROWS, COLS), np.uint8)
-                self._chunk_cache.pop(slot, None)
-                part.decode(c, buf[: p1 - p0], self._scratch, ascii_, segment=j)
-                self._chunk_cache[slot] = cached = (i, c, j, buf)
-            dest[u - a : v - a] = cached[3][u - p0 : v - p0]
-
     # -- shards ---------------------------------------------------------------------------------
 
     def _shard(self, i: int, frame: int) -> FrameShard:
@@ -416,6 +435,7 @@ class FrameStream(torch.utils.data.IterableDataset):
                 where=f"{path}: chunk {frame // FRAMES_PER_CHUNK}",
                 pre_buffer=True,
                 retries=self.retries,
+                colours=bool(self.planes),
             )
             self._shards[i] = shard
             self._opened(i)
@@ -443,7 +463,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             self._opened(i)
         else:
             self._open_files.move_to_end(i)
-        part = Part(shard.read_group(r, where=where))
+        part = Part(shard.read_group(r, where=where), self._decoder)
         self._parts[key] = part
         self._parts_bytes += part.nbytes
         while self._parts_bytes > self.cache_bytes and len(self._parts) > 2 * self.batch_size:

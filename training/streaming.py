@@ -17,7 +17,8 @@ The gradient is the same as plain BPTT's (the chain rule split at the boundary s
 cost is one extra forward pass (about 4/3 of plain BPTT's compute). `plain_bptt` is the
 reference that tests compare against, and the trainer's `--bptt plain` option.
 
-Both functions take a batch (dict of tensors, see train.py) and the state to start from (None:
+Both functions take a batch (dict of tensors, see train.py; its colour planes fg, bg, attrs go
+to the frame-head beside the frames, chunk by chunk like them) and the state to start from (None:
 the learned initial state; a detached state: truncated BPTT across batches), accumulate
 parameter gradients into `.grad`, and return a `StepOutput`.
 """
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import ActionModel, State, num_valid, step_losses
+from .model import ActionModel, State, colour_planes, num_valid, step_losses
 
 
 @dataclass
@@ -56,7 +57,7 @@ def plain_bptt(
     actions, mask = batch["actions"], batch["mask"]
     device = actions.device
     with autocast_for(device, amp):
-        x = model.embed(batch["frames"], batch["cursor"])  # (B, T, D)
+        x = model.embed(batch["frames"], batch["cursor"], **colour_planes(batch))  # (B, T, D)
         y, new_state = model.core(x, state, batch["reset"])
         logits = model.head(y)  # (B, T, A)
     step_loss = step_losses(logits, actions, mask)
@@ -93,7 +94,7 @@ def streaming_bptt(
     with torch.no_grad():
         for c in chunks:
             with autocast_for(device, amp):
-                x = model.embed(frames[:, c], cursor[:, c])  # (B, C, D)
+                x = model.embed(frames[:, c], cursor[:, c], **colour_planes(batch, c))  # (B, C, D)
             host = torch.empty(x.shape, dtype=x.dtype, pin_memory=pin)
             parked.append(host.copy_(x, non_blocking=pin))
         # 2. No graph: the LSTM over the parked vectors; keep the state at each chunk boundary.
@@ -115,7 +116,7 @@ def streaming_bptt(
         if k > 0:
             start = (start[0].detach().requires_grad_(), start[1].detach().requires_grad_())
         with autocast_for(device, amp):
-            x = model.embed(frames[:, c], cursor[:, c])  # (B, C, D)
+            x = model.embed(frames[:, c], cursor[:, c], **colour_planes(batch, c))  # (B, C, D)
             y, end = model.core(x, start, reset[:, c])
             logits = model.head(y)  # (B, C, A)
         chunk_loss = step_losses(logits, actions[:, c], mask[:, c])  # (B, C)
@@ -154,7 +155,7 @@ def streaming_forward(
     for s in range(0, seq_len, chunk_len):
         c = slice(s, min(s + chunk_len, seq_len))
         with autocast_for(actions.device, amp):
-            x = model.embed(batch["frames"][:, c], batch["cursor"][:, c])
+            x = model.embed(batch["frames"][:, c], batch["cursor"][:, c], **colour_planes(batch, c))
             y, state = model.core(x, state, batch["reset"][:, c])
             logits = model.head(y)
         chunk_losses.append(step_losses(logits, actions[:, c], mask[:, c]))

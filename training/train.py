@@ -49,15 +49,16 @@ from .distributed import (
 )
 from .evaluate import HeldOut
 from .metrics import Accumulator, Recorder, memory_peaks, positions
-from .model import ActionModel, ModelConfig, State, describe
+from .model import COLOUR_PLANES, ActionModel, ModelConfig, State, describe
 from .optim import Optimizers, lr_multiplier
 from .streaming import SavedTensorMeter, StepOutput, plain_bptt, streaming_bptt
 
 # -- data ---------------------------------------------------------------------------------------
 
 
-def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
-    """The batch source of `split` ("train" or "eval") for process `rank` of `world_size`.
+def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int, colour: bool = True):
+    """The batch source of `split` ("train" or "eval") for process `rank` of `world_size`;
+    `colour=False` reads characters only (a monochrome model decodes no colour planes).
 
     `cfg.data == "fake"` gives the synthetic dev/test sessions (fake_batches.py; `cfg.split_by`
     does not apply, their train and eval sessions are generated apart); anything else is a DATA
@@ -65,7 +66,9 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
     The trainer needs of the object:
 
     - iteration yielding dicts: frames int [B, T, 48, 160] character ids, actions long [B, T],
-      cursor long [B, T, 2] (row, col), reset bool [B, T], mask bool [B, T] (plus session, t);
+      cursor long [B, T, 2] (row, col), reset bool [B, T], mask bool [B, T] (plus session, t),
+      and for a model with colour fg, bg, attrs uint8 [B, T, 48, 160] (palette values, the
+      attribute bits; all 0 from shards without colour);
       `iter()` continues from the current state; StopIteration ends an epoch
     - state_dict() -> small dict, load_state_dict(dict) (GhframesError when the state is not
       valid for this source), set_epoch(int), epoch: int (the epoch it is in)
@@ -78,7 +81,9 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
     if cfg.data == "fake":
         from .fake_batches import FakeBatches
 
-        return FakeBatches(cfg.batch_size, cfg.seq_len, cfg.mode, cfg.seed, split, rank, world_size)
+        return FakeBatches(
+            cfg.batch_size, cfg.seq_len, cfg.mode, cfg.seed, split, rank, world_size, colour=colour
+        )
     try:
         from .loader import FrameStream
     except ModuleNotFoundError as err:
@@ -98,6 +103,7 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int):
         split_by=cfg.split_by,
         rank=rank,
         world_size=world_size,
+        channels=None if colour else ("chars",),
     )
 
 
@@ -126,6 +132,25 @@ def check_batch(batch: dict, model_cfg: ModelConfig, cfg: TrainConfig, where: st
         raise GhframesError(
             f"{where}: frames hold character id {top}, but char_vocab is {model_cfg.char_vocab}"
         )
+    if model_cfg.colour:
+        missing = [p for p in COLOUR_PLANES if p not in batch]
+        if missing:
+            raise GhframesError(
+                f"{where}: the batches have no colour planes ({', '.join(missing)}), but the model "
+                "sees colour; train on characters only with --no-model-colour "
+                "(GHFRAMES_MODEL_COLOUR=false, or colour = false under [model])"
+            )
+        for plane, values in COLOUR_PLANES.items():
+            if batch[plane].shape != batch["frames"].shape:
+                raise GhframesError(
+                    f"{where}: batch {plane} has shape {tuple(batch[plane].shape)}, expected "
+                    f"{expected}, the shape of frames"
+                )
+            top = int(batch[plane].max())
+            if top >= values:
+                raise GhframesError(
+                    f"{where}: {plane} holds value {top}, but the model embeds {plane} 0..{values - 1}"
+                )
     top = int(batch["actions"][batch["mask"]].max()) if batch["mask"].any() else 0
     if top >= model_cfg.action_vocab:
         raise GhframesError(
@@ -251,9 +276,9 @@ def train(
         amp = torch.bfloat16 if bf16 else None
 
         # Everything that can be wrong with the input is checked before the model is built.
-        source = make_loader(cfg, "train", procs.rank, procs.world_size)
+        source = make_loader(cfg, "train", procs.rank, procs.world_size, model_cfg.colour)
         check_source(cfg, source, cfg.data)
-        held_out_source = make_loader(cfg, "eval", procs.rank, procs.world_size)
+        held_out_source = make_loader(cfg, "eval", procs.rank, procs.world_size, model_cfg.colour)
         check_source(cfg, held_out_source, f"{cfg.data} (held-out split)")
         action_names = list(source.action_names)
         model_cfg = dataclasses.replace(

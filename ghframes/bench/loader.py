@@ -1,4 +1,5 @@
-"""Loader benchmark: decoded frames per second per core into batch tensors, 1 and 2 workers."""
+"""Loader benchmark: decoded frames per second per core into batch tensors, 1 and 2 workers, with
+every channel (characters and the colour planes) and with characters alone, in the same run."""
 
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ def bench_loader(
     data: str | None = None, batch_size: int = 8, seq_len: int = 256, copies: int = 30
 ) -> list[dict]:
     """Decoded frames per second per core into the batch tensors, from local shards in the page
-    cache: one process, then a DataLoader with 2 workers (its rate / 2). Without `data`, a
-    realistic history is rendered into a temporary DATA first (about 15 s); its sessions are
-    listed `copies` times so that an epoch lasts long enough to time."""
+    cache: one process with every channel the data has (characters and colour planes) and with
+    characters alone, then a DataLoader with 2 workers (its rate / 2, every channel). Without
+    `data`, a realistic history is rendered into a temporary DATA first (about 15 s); its
+    sessions are listed `copies` times so that an epoch lasts long enough to time."""
     tmp = None
     if data is None:
         tmp = tempfile.TemporaryDirectory(prefix="ghframes-bench-loader-")
@@ -71,35 +73,40 @@ def bench_loader(
     rows = []
     try:
         for mode in ("stream", "window"):
-            ds = FrameStream(data, batch_size, seq_len, mode, seed=0, eval_fraction=0.0)
-
-            def one(epoch, ds=ds):
-                ds.set_epoch(epoch)
-                return iter(ds)
-
-            _rate(one, 1)  # warm: page cache, shard cache
-            rows.append(
-                {
-                    "name": f"loader {mode} T={seq_len}, 1 worker",
-                    "value": round(_rate(one, 3)),
-                    "unit": "frames/s/core",
-                }
-            )
-
-            def two(epoch, ds=ds):
-                ds.set_epoch(epoch)
-                return torch.utils.data.DataLoader(
-                    ds, batch_size=None, num_workers=2, persistent_workers=False
+            for channels, label in ((None, "all channels"), (("chars",), "chars only")):
+                ds = FrameStream(
+                    data, batch_size, seq_len, mode, seed=0, eval_fraction=0.0, channels=channels
                 )
 
-            value = _rate(two, 3)
-            rows.append(
-                {
-                    "name": f"loader {mode} T={seq_len}, 2 workers (total / 2)",
-                    "value": round(value / 2),
-                    "unit": "frames/s/core",
-                }
-            )
+                def one(epoch, ds=ds):
+                    ds.set_epoch(epoch)
+                    return iter(ds)
+
+                _rate(one, 1)  # warm: page cache, shard cache
+                rows.append(
+                    {
+                        "name": f"loader {mode} T={seq_len}, 1 worker, {label}",
+                        "value": round(_rate(one, 3)),
+                        "unit": f"frames/s/core ({'+'.join(ds.channels)})",
+                    }
+                )
+                if channels is not None:
+                    continue  # the DataLoader rows: every channel
+
+                def two(epoch, ds=ds):
+                    ds.set_epoch(epoch)
+                    return torch.utils.data.DataLoader(
+                        ds, batch_size=None, num_workers=2, persistent_workers=False
+                    )
+
+                value = _rate(two, 3)
+                rows.append(
+                    {
+                        "name": f"loader {mode} T={seq_len}, 2 workers (total / 2), {label}",
+                        "value": round(value / 2),
+                        "unit": "frames/s/core",
+                    }
+                )
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -13,8 +13,14 @@ from ghframes.render.session import RenderOptions, render_session
 from ghframes.store.frames import write_session
 from ghframes.store.shards import filesystem
 
-TYPISTS = ("human", "replay")
-SHOWN_COLUMNS = ("frames", "actions", "cursor", "dt")  # the rest: ids, counts, the footer
+# The default (the human typist, colour) and what it is compared with, in the same run.
+VARIANTS = {
+    "human": RenderOptions(),
+    "replay": RenderOptions(typist="replay"),
+    "mono": RenderOptions(color=False),  # --no-color: characters only
+}
+# the rest: ids, counts, the footer
+SHOWN_COLUMNS = ("frames", "fg", "bg", "attrs", "actions", "cursor", "dt")
 
 
 def _column_bytes(path: str) -> dict[str, int]:
@@ -32,62 +38,75 @@ def _column_bytes(path: str) -> dict[str, int]:
 
 def bench_render(seconds: float = 5.0) -> list[dict]:
     """Frames rendered per second on one core over whole realistic sessions, and bytes per frame,
-    for each typist.
+    for each of VARIANTS.
 
     The sessions are the edit history the bench builds from this machine's installed Python
-    sources (`realistic_history`); the timing covers planning, the editor, pyte, capture
-    and zstd, everything but the Parquet write. The typists take turns, so both see the same
-    machine load; each gets at least `seconds`.
+    sources (`realistic_history`); the timing covers planning, the editor, highlighting, pyte,
+    capture and zstd, everything but the Parquet write. The variants take turns, so all see the
+    same machine load; each gets at least `seconds`.
     """
     commits = realistic_history()
-    frames = dict.fromkeys(TYPISTS, 0)
-    elapsed = dict.fromkeys(TYPISTS, 0.0)
+    frames = dict.fromkeys(VARIANTS, 0)
+    elapsed = dict.fromkeys(VARIANTS, 0.0)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         fs, root = filesystem(tmp)
         while min(elapsed.values()) < seconds or not all(frames.values()):
-            for typist in TYPISTS:
-                options = RenderOptions(typist=typist)
+            for variant, options in VARIANTS.items():
                 start = time.perf_counter()
                 chunks, metadata = render_session("github.com/bench/history", commits, options)
-                elapsed[typist] += time.perf_counter() - start
-                first = not frames[typist]
-                frames[typist] += metadata["num_frames"]
+                elapsed[variant] += time.perf_counter() - start
+                first = not frames[variant]
+                frames[variant] += metadata["num_frames"]
                 if first:
-                    path = f"{root}/{typist}.parquet"
-                    size = write_session(fs, path, "bench", chunks, metadata)
-                    n = metadata["num_frames"]
-                    suffix = "" if typist == "human" else f".{typist}"
-                    rows.append(
-                        {
-                            "name": f"render.bytes_per_frame{suffix}",
-                            "value": round(size / n, 2),
-                            "unit": "bytes/frame",
-                        }
-                    )
-                    columns = _column_bytes(path)
-                    shares = {c: columns.get(c, 0) for c in SHOWN_COLUMNS}
-                    shares["other"] = size - sum(shares.values())  # small columns, footer
-                    for column, nbytes in shares.items():
-                        rows.append(
-                            {
-                                "name": f"render.column_bytes_per_frame.{column}{suffix}",
-                                "value": round(nbytes / n, 3),
-                                "unit": f"bytes/frame ({nbytes / size:.0%})",
-                            }
-                        )
-    rate = {t: frames[t] / elapsed[t] for t in TYPISTS}
+                    rows += _storage(fs, f"{root}/{variant}.parquet", chunks, metadata, variant)
+    rate = {v: frames[v] / elapsed[v] for v in VARIANTS}
     return [
         {"name": "render.frames_per_s_per_core", "value": round(rate["human"]), "unit": "frames/s"},
-        {
-            "name": "render.frames_per_s_per_core.replay",
-            "value": round(rate["replay"]),
-            "unit": "frames/s",
-        },
+        *(
+            {
+                "name": f"render.frames_per_s_per_core.{v}",
+                "value": round(rate[v]),
+                "unit": "frames/s",
+            }
+            for v in VARIANTS
+            if v != "human"
+        ),
         {
             "name": "render.human_typist_cost",
             "value": round(rate["replay"] / rate["human"], 3),
             "unit": "x the replay typist's time per frame",
         },
+        {
+            "name": "render.colour_cost",
+            "value": round(rate["mono"] / rate["human"], 3),
+            "unit": "x the time per frame of --no-color",
+        },
         *rows,
     ]
+
+
+def _storage(fs, path: str, chunks: dict, metadata: dict, variant: str) -> list[dict]:
+    """Bytes per frame of the session written to `path`, in all and by column."""
+    size = write_session(fs, path, "bench", chunks, metadata)
+    n = metadata["num_frames"]
+    suffix = "" if variant == "human" else f".{variant}"
+    rows = [
+        {
+            "name": f"render.bytes_per_frame{suffix}",
+            "value": round(size / n, 2),
+            "unit": "bytes/frame",
+        }
+    ]
+    columns = _column_bytes(path)
+    shares = {c: columns.get(c, 0) for c in SHOWN_COLUMNS}
+    shares["other"] = size - sum(shares.values())  # small columns, footer
+    for column, nbytes in shares.items():
+        rows.append(
+            {
+                "name": f"render.column_bytes_per_frame.{column}{suffix}",
+                "value": round(nbytes / n, 3),
+                "unit": f"bytes/frame ({nbytes / size:.0%})",
+            }
+        )
+    return rows

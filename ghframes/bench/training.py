@@ -1,4 +1,5 @@
-"""Training benchmarks for `make bench`: tiny-preset throughput, streaming-BPTT memory and time.
+"""Training benchmarks for `make bench`: tiny-preset throughput and what colour costs, streaming-
+BPTT memory and time.
 
 `bench_training()` returns `{"name", "value", "unit"}` rows like the other stages' benchmarks.
 On a CPU it runs on one thread (figures per core, as DESIGN.md's targets are stated) and measures
@@ -90,14 +91,14 @@ def bench_training(
     ]
 
 
-def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
-    """The trainer's own step on the tiny preset with its default batch (8 x 64), synthetic data."""
-    cfg = TrainConfig(device=dev.type)
+def _step_seconds(dev: torch.device, cfg: TrainConfig, colour: bool, steps: int) -> float:
+    """Seconds per trainer step of the tiny preset (with or without colour) on synthetic data."""
     source = FakeBatches(cfg.batch_size, cfg.seq_len, cfg.mode)
     torch.manual_seed(0)
-    model = ActionModel(
-        dataclasses.replace(PRESETS["tiny"], action_vocab=len(source.action_names))
-    ).to(dev)
+    model_cfg = dataclasses.replace(
+        PRESETS["tiny"], action_vocab=len(source.action_names), colour=colour
+    )
+    model = ActionModel(model_cfg).to(dev)
     opt = Optimizers(model)
     batches = [
         {k: v.to(dev) for k, v in b.items()} for b, _ in zip(source, range(steps + 1), strict=False)
@@ -109,7 +110,15 @@ def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
         state = train_step(model, opt, batch, state, cfg, amp)[0].state
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    seconds = (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps
+
+
+def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
+    """The trainer's own step on the tiny preset with its default batch (8 x 64), synthetic data
+    with colour; and its cost against the same model reading characters only."""
+    cfg = TrainConfig(device=dev.type)
+    seconds = _step_seconds(dev, cfg, True, steps)
+    monochrome = _step_seconds(dev, cfg, False, steps)
     per = "_per_core" if dev.type == "cpu" else f"_{dev.type}"
     shape = f"(batch {cfg.batch_size} x {cfg.seq_len})"
     return [
@@ -122,5 +131,10 @@ def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
             "name": f"training.tiny_timesteps_per_s{per}",
             "value": round(cfg.batch_size * cfg.seq_len / seconds, 1),
             "unit": "timesteps/s",
+        },
+        {
+            "name": f"training.tiny_colour_time_over_monochrome{per}",
+            "value": round(seconds / monochrome, 3),
+            "unit": "x (step time, colour model / characters-only model)",
         },
     ]

@@ -24,6 +24,7 @@ from ghframes.store import shards
 from ghframes.store.codec import FRAMES_PER_CHUNK, encode_chunk
 from ghframes.store.edits import commits_of, read_edits
 from ghframes.store.frames import FRAMES_DIR, frames_schema, write_session
+from ghframes.store.planes import PLANES
 
 KEY = "local/long"
 
@@ -81,6 +82,7 @@ def write_long_session(data: str, files: int = 10, lines: int = 20_000) -> int:
         "actions": [actions[s : s + size] for s, size in zip(starts, sizes, strict=True)],
         "cursor": [bytes(2 * size) for size in sizes],
         "dt": [bytes(2 * size) for size in sizes],
+        **{name: [b""] * len(sizes) for name in PLANES},  # default colours: every plane empty
     }
     sid = "long-0000000000-c000000"
     summary = {

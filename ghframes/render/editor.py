@@ -1,8 +1,10 @@
 """The full-screen editor: a buffer model driven by actions, and the minimal ANSI output that draws it.
 
-`Editor(text)` is the model alone (what `verify` and the planner run); `Editor(text, path,
-out=[])` also appends, for every action, the bytes a real terminal editor would write, redrawing
-only the cells that changed (editor_view.py, which also states the display rules).
+`Editor(text)` is the model alone (what `verify` and the planner run: it never lexes);
+`Editor(text, path, out=[])` also appends, for every action, the bytes a real terminal editor
+would write, redrawing only the cells whose character or colour changed (editor_view.py, which
+also states the screen's layout and display rules); `color=False` draws the same characters
+without any colour or attribute.
 
 The keys are nano's (`nano -i`): `<Enter>` autoindents, `<C-Left>`/`<C-Right>`/`<C-BS>` work
 on words, `<C-g>` goes to a line and `<C-f>` searches; schemas/actions.json says what each does.
@@ -38,7 +40,12 @@ class Editor(EditorView):
     """
 
     def __init__(
-        self, text: str, path: str = "", out: list[str] | None = None, autoindent: bool = True
+        self,
+        text: str,
+        path: str = "",
+        out: list[str] | None = None,
+        autoindent: bool = True,
+        color: bool = True,
     ) -> None:
         self.lines = text.split("\n")
         # Off only to verify sessions of renderer version 2 and earlier, typed without it.
@@ -57,6 +64,7 @@ class Editor(EditorView):
         self.fresh_indent = -1
         self._fresh = -1
         self.done = False
+        self.color = color  # with `out`: syntax highlighting and nano's bars; else no SGR at all
         self.out = out
         if out is not None:
             self._init_view()

@@ -15,7 +15,7 @@ from ghframes.render.recorder import Recorder
 from ghframes.render.shell import coloured, prompt_for
 from ghframes.render.typist import check_typist, person_for
 
-RENDERER_VERSION = "3"  # bump when the same input would render different frames
+RENDERER_VERSION = "4"  # bump when the same input would render different frames
 FINAL_ACTION = "<C-d>"  # the person logs out: the last frame's action
 
 
@@ -120,7 +120,7 @@ def render_session(
                 printed = bool(step.output)
                 continue
             out: list[str] = []
-            editor = Editor(step.before, step.path, out)
+            editor = Editor(step.before, step.path, out, color=options.color)
             editor.open()
             act("<Enter>", "\r\n" + "".join(out), times[-1])
             change = plan.changes[step.change]

@@ -1,9 +1,9 @@
 """Lazy access to one session's frames: open in milliseconds, decode a chunk only when shown.
 
 `open_lazy(data, session_id)` reads the shard (reader.py checks its chunk layout) and
-keeps each chunk's zstd blob undecoded; `frame(t)` decodes the chunk holding frame t (a few
-recently used chunks stay cached). Used by the viewer and the exports, so a session of
-a million frames opens without decoding a million frames.
+keeps each chunk's zstd blob undecoded; `frame(t)` decodes the chunk holding frame t, and
+`colours(t)` its colour planes (a few recently used chunks stay cached). Used by the viewer and
+the exports, so a session of a million frames opens without decoding a million frames.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ghframes.errors import GhframesError
 from ghframes.store import shards
 from ghframes.store.frames import Dataset, SessionInfo, open_dataset
 from ghframes.store.geometry import COLS, WIDE_STUB
+from ghframes.store.planes import PLANES
 from ghframes.store.reader import FrameShard
 from ghframes.store.search import SearchCancelled, find_in_frames
 
@@ -39,7 +40,8 @@ class LazySession:
 
     actions: T strings; cursor: uint8 [T, 2] (row, col); dt: uint16 [T], ms each frame was on
     screen before its action (schemas/frames.json), or None for a shard before frames 1.3;
-    chunks: the shard's chunks (the frame reader's `Chunks`), frames still compressed."""
+    chunks: the shard's chunks (the frame reader's `Chunks`), frames still compressed;
+    has_colour: whether the shard has colour planes (frames 2.0 on; else `colours` are 0)."""
 
     def __init__(self, dataset: Dataset, session_id: str) -> None:
         info = dataset._info(session_id)
@@ -61,13 +63,21 @@ class LazySession:
         self.changes: list[dict] = self.metadata.get("changes", [])
         self._change_starts = [c["first_frame"] for c in self.changes if c["first_frame"] >= 0]
         self._change_rows = [c for c in self.changes if c["first_frame"] >= 0]
+        self.has_colour = self.chunks.has_colour
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._colour_cache: OrderedDict[int, tuple[np.ndarray, ...]] = OrderedDict()
 
     def __len__(self) -> int:
         return self.num_frames
 
     def chunk_of(self, t: int) -> int:
         return bisect.bisect_right(self._first, t) - 1
+
+    def _check(self, t: int) -> None:
+        if not 0 <= t < self.num_frames:
+            raise GhframesError(
+                f"session {self.id}: frame {t} is out of range (0..{self.num_frames - 1})"
+            )
 
     def chunk(self, k: int) -> np.ndarray:
         """The decoded frames of chunk k, `[n, ROWS, COLS]` (cached)."""
@@ -83,12 +93,27 @@ class LazySession:
 
     def frame(self, t: int) -> np.ndarray:
         """Frame t, `[ROWS, COLS]` code points."""
-        if not 0 <= t < self.num_frames:
-            raise GhframesError(
-                f"session {self.id}: frame {t} is out of range (0..{self.num_frames - 1})"
-            )
+        self._check(t)
         k = self.chunk_of(t)
         return self.chunk(k)[t - self._first[k]]
+
+    def colours(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame t's (fg, bg, attrs), uint8 [ROWS, COLS] each (read-only views; all 0 for a
+        shard before frames 2.0): the colour planes of its chunk, decoded once (cached)."""
+        self._check(t)
+        k = self.chunk_of(t)
+        got = self._colour_cache.get(k)
+        if got is None:
+            got = tuple(self.chunks.plane(k, name) for name in PLANES)
+            for plane in got:
+                plane.flags.writeable = False
+            self._colour_cache[k] = got
+            if len(self._colour_cache) > CACHE_CHUNKS:
+                self._colour_cache.popitem(last=False)
+        else:
+            self._colour_cache.move_to_end(k)
+        i = t - self._first[k]
+        return got[0][i], got[1][i], got[2][i]
 
     def commit_at(self, t: int) -> Commit | None:
         """The commit whose frames include t (the last commit starting at or before t)."""

@@ -18,6 +18,7 @@ from ghframes.errors import GhframesError
 from ghframes.store import schema, shards
 from ghframes.store.codec import DTYPES
 from ghframes.store.geometry import COLS, ROWS
+from ghframes.store.planes import PLANES
 from ghframes.store.reader import SESSION_KEY, FrameShard
 
 FRAMES_DIR = "frames"
@@ -61,12 +62,14 @@ def write_one_session_dataset(
     encoded: list[tuple[int, int, bytes]],
     path: str | None = None,
     dt: int | np.ndarray = 100,
+    colours: list[tuple[bytes, bytes, bytes]] | None = None,
 ) -> str:
     """Write DATA/frames as a dataset of one session `name` made of already encoded chunks,
     `(num_frames, frame_itemsize, zstd blob)` each, with its manifest; return the session id.
     For benchmarks and tests that need sessions no history would give (a million frames, a
     damaged chunk). Actions are "x", cursors (0, 0); `dt`: ms before each action, one for all
-    or `[num_frames]` of them; `path`: the file edited from frame 0."""
+    or `[num_frames]` of them; `path`: the file edited from frame 0; `colours`: per chunk its
+    encoded (fg, bg, attrs) (store/planes.py `encode_plane`), default all 0."""
     counts = [count for count, _, _ in encoded]
     starts = [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])]
     chunks = {
@@ -82,6 +85,9 @@ def write_one_session_dataset(
             for part in np.split(np.broadcast_to(np.asarray(dt, "<u2"), sum(counts)), starts[1:])
         ],
     }
+    planes = colours if colours is not None else [(b"", b"", b"")] * len(encoded)
+    for p, plane in enumerate(PLANES):
+        chunks[plane] = [blobs[p] for blobs in planes]
     fs, root = shards.filesystem(data)
     sid = f"{name}-0000000000-c000000"
     changes = [] if path is None else [{"first_frame": 0, "path": path}]
@@ -123,6 +129,10 @@ class Session:
     frames:  uint8/16/32 [T, 48, 160] code points (0: right half of a wide character)
     actions: T strings; actions[t] is the key pressed on frames[t]
     cursor:  uint8 [T, 2] (row, col)
+    fg, bg:  uint8 [T, 48, 160] each cell's colours: 0 the default, 1..255 the xterm-256 palette
+             index (black stored as 16; schemas/frames.json `fg`); all 0 for a 1.x shard
+    attrs:   uint8 [T, 48, 160] attribute bits: 1 bold, 2 italic, 4 underline, 8 reverse,
+             16 strikethrough, 32 blink
     dt:      uint16 [T] ms: how long frames[t] was on screen before actions[t] was pressed
              (frame t appears with action t - 1; dt[0]: before the first key; capped at
              65,535); None for a shard of frames schema 1.0 to 1.2, which records no times
@@ -139,6 +149,9 @@ class Session:
     commits: list[tuple[int, str, int]]
     changes: list[dict]
     metadata: dict
+    fg: np.ndarray
+    bg: np.ndarray
+    attrs: np.ndarray
 
 
 class Dataset:
@@ -183,8 +196,11 @@ class Dataset:
         chunks = shard.read()
         itemsize = int(chunks.frame_itemsize.max(initial=1))
         frames = np.empty((chunks.total_frames, ROWS, COLS), dtype=DTYPES.get(itemsize, np.uint32))
+        planes = np.empty((len(PLANES), chunks.total_frames, ROWS, COLS), np.uint8)
         for k, (at, n) in enumerate(zip(chunks.first_frame, chunks.num_frames, strict=True)):
             frames[at : at + n] = chunks.decode(k)
+            for plane, name in zip(planes, PLANES, strict=True):
+                chunks.plane_into(k, name, plane[at : at + n])
         return Session(
             session_id,
             metadata["repo"],
@@ -195,6 +211,7 @@ class Dataset:
             [tuple(c) for c in metadata["commits"]],
             metadata["changes"],
             metadata,
+            *planes,
         )
 
 
@@ -202,8 +219,9 @@ def open_dataset(data: str) -> Dataset:
     """The rendered frames of DATA (a local path or a pyarrow filesystem URI).
 
     `sessions()` lists them (SessionInfo); `session(id)` decodes one (Session): frames
-    `[T, 48, 160]` code points, actions (T strings), cursor uint8 `[T, 2]`, and dt uint16 `[T]`,
-    each action's time in ms since its frame appeared (None in shards before frames schema 1.3).
+    `[T, 48, 160]` code points, actions (T strings), cursor uint8 `[T, 2]`, dt uint16 `[T]`,
+    each action's time in ms since its frame appeared (None in shards before frames schema 1.3),
+    and the colour planes fg, bg, attrs uint8 `[T, 48, 160]` (zeros before frames schema 2.0).
     """
     return Dataset(data)
 

@@ -10,9 +10,13 @@ writer fills every chunk but a session's last (FRAMES_PER_CHUNK frames): a reade
 know which chunk and row group hold a frame before reading them (the loader, from the footer
 alone) opens the shard with the session's `num_frames`, and that layout is then required.
 
-Columns a minor version added (`since` in schemas/frames.json: `dt` in 1.3) may be absent from
-a shard of an earlier version; the reader then hands out None for them. Absent from a shard of
-their version or later, they are damage.
+Columns a version added (`since` in schemas/frames.json: `dt` in 1.3, the colour planes `fg`,
+`bg`, `attrs` in 2.0) may be absent from a shard of an earlier version; the reader then hands out
+None for `dt` and zeros for the planes (and logs once per shard opened that it has no colour).
+Absent from a shard of their version or later, they are damage. The planes are read only when
+asked (`colours=True`) and decoded only when asked (`Chunks.plane`): a reader that wants
+characters only reads and decodes characters only. From 2.0 `cursor` is delta-coded within each
+chunk; `Chunks.cursor` is always the positions.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import bisect
 import functools
 import itertools
 import json
+import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -32,11 +37,18 @@ from ghframes.errors import GhframesError
 from ghframes.store import schema, shards
 from ghframes.store.codec import (
     FRAMES_PER_CHUNK,
-    FRAMES_PER_SEGMENT,
     ZSTD,
     decode_chunk,
+    decode_cursors,
     dtype_of,
 )
+from ghframes.store.geometry import COLS, ROWS
+from ghframes.store.planes import PLANES, SegmentDecoder
+from ghframes.store.segments import Source, segment_spans
+
+log = logging.getLogger("ghframes")
+CURSOR_DELTA_SINCE = (2, 0)  # frames schema whose `cursor` is delta-coded within each chunk
+ROWS_CODED_SINCE = (2, 0)  # frames schema whose `frames` are row-coded (store/planes.py)
 
 SESSION_KEY = "ghframes.session"  # footer key of the session description (schemas/frames.json)
 # The keys of the description that readers index, and their JSON types.
@@ -74,6 +86,9 @@ class FrameShard:
     where: what an error opening it names (default: the path).
     pre_buffer: read a row group's column chunks in one request (one GET on object storage).
     retries: how transient read errors of remote storage are retried (shards.Retries).
+    colours: read the colour planes too (`fg`, `bg`, `attrs`); False reads characters, actions,
+        cursor and dt only. `has_colour` says whether the shard holds them (frames 2.0 on); a
+        shard without them, opened with colours=True, is logged once as having no colour.
     """
 
     def __init__(
@@ -84,11 +99,21 @@ class FrameShard:
         where: str | None = None,
         pre_buffer: bool = False,
         retries: shards.Retries = shards.NO_RETRIES,
+        colours: bool = True,
     ) -> None:
         self.fs, self.path, self.num_frames = fs, path, num_frames
         self.pre_buffer, self.retries = pre_buffer, retries
         self.reopen(where or path)
         self.columns = self._columns(where or path)
+        self.has_colour = all(name in self.columns for name in PLANES)
+        if not colours:
+            self.columns = [name for name in self.columns if name not in PLANES]
+        elif not self.has_colour:
+            log.warning(
+                "%s: no colour in this shard (frames schema %s < 2.0): fg, bg and attrs read as 0",
+                path,
+                self.schema_version,
+            )
         meta = self.file.metadata
         self.num_chunks = meta.num_rows
         rows = (meta.row_group(r).num_rows for r in range(meta.num_row_groups))
@@ -113,10 +138,12 @@ class FrameShard:
         """The chunk columns this shard holds: all, less those added after its version."""
         have = set(self.file.schema_arrow.names)
         raw = (self.file.schema_arrow.metadata or {}).get(schema.VERSION_KEY, b"")
+        self.schema_version = raw.decode() or "?"
         try:  # schema.check has read the major version; a minor that is not a number is 0
             version = _version(raw.decode())
         except ValueError:
-            version = (schema.load("frames").major, 0)
+            version = (int(raw.decode().split(".")[0]), 0)
+        self.version = version
         added = added_columns()
         columns = []
         for name in chunk_columns():
@@ -199,7 +226,7 @@ class FrameShard:
             raise self.retries.error(where, exc) from None
 
     def _chunks(self, table: pa.Table, k0: int, first_frame: int) -> Chunks:
-        return Chunks(table, self.path, k0, first_frame, self.num_frames)
+        return Chunks(table, self.path, k0, first_frame, self.num_frames, self.version)
 
     def _check_total(self, total: int) -> None:
         said = self.description()["num_frames"]
@@ -213,9 +240,12 @@ class Chunks:
     first_frame, num_frames, frame_itemsize: int64 [n]; `frames`: their zstd blobs (a pyarrow
     binary array; `data`: its bytes; `offsets`: n + 1 ints, where each blob starts in `data`);
     `actions`: a pyarrow list array, per chunk a list of num_frames strings; `cursor`: uint8
-    [total_frames, 2] (row, col), a read-only view of the shard's bytes; `dt`: uint16
+    [total_frames, 2] (row, col), the positions (frames 2.0 delta-codes them; a 1.x shard's are
+    a read-only view of its bytes); `dt`: uint16
     [total_frames] ms before each action (schemas/frames.json), a read-only view too, or None
-    for a shard written before the column (frames 1.0 to 1.2).
+    for a shard written before the column (frames 1.0 to 1.2); `planes`: {name: (bytes, offsets)}
+    of the colour columns read (store/planes.py; empty when they were not read or the shard has
+    none), decoded by `plane`, `plane_spans` and `plane_into`.
 
     Checked when made: row j is chunk k0 + j, starts where chunk k0 + j - 1 ends (at
     `first_frame` for j = 0) or, given the session's `num_frames`, where the writer's layout puts
@@ -223,7 +253,13 @@ class Chunks:
     """
 
     def __init__(
-        self, table: pa.Table, path: str, k0: int, first_frame: int, num_frames: int | None
+        self,
+        table: pa.Table,
+        path: str,
+        k0: int,
+        first_frame: int,
+        num_frames: int | None,
+        version: tuple[int, int] = (2, 0),
     ) -> None:
         self.path, self.k0 = path, k0
         cols = {name: table.column(name).combine_chunks() for name in table.column_names}
@@ -278,6 +314,12 @@ class Chunks:
         self.actions = actions
         values, offsets = _values(cursor)
         self.cursor = np.frombuffer(values, np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 2)
+        self.rows_coded = version >= ROWS_CODED_SINCE  # frames row-coded (store/planes.py)
+        if version >= CURSOR_DELTA_SINCE and n:  # each chunk's differences, added up
+            self.cursor = decode_cursors(self.cursor, expected_first - expected_first[0])
+        self.planes = {name: _values(cols[name]) for name in PLANES if name in cols}
+        self._decoder: SegmentDecoder | None = None
+        self._plane_spans: dict[tuple[int, str], list[tuple[int, int, int, int]]] = {}
         self.dt = None
         if dt is not None:
             values, offsets = _values(dt)
@@ -299,39 +341,37 @@ class Chunks:
         j = k - self.k0
         blob = memoryview(self.data)[self.offsets[j] : self.offsets[j + 1]]
         size, n = int(self.frame_itemsize[j]), int(self.num_frames[j])
-        return decode_chunk(blob, size, n, self.where(k))
+        return decode_chunk(blob, size, n, self.where(k), self.rows_coded, self._segment_decoder())
 
     def segments(self, k: int) -> list[tuple[int, int, int, int]]:
-        """Chunk k's zstd frames (codec.py): (first, end) frame in the chunk and (start, end)
-        byte in `data` of each; checked to be one per FRAMES_PER_SEGMENT frames, or one in all
-        (a chunk written before segments)."""
+        """Chunk k's zstd frames (store/segments.py): (first, end) frame in the chunk and
+        (start, end) byte in `data` of each; checked to be one per FRAMES_PER_SEGMENT frames, or
+        one in all in a shard of frames 1.x (1.0 wrote chunks before segments)."""
         got = self._segments.get(k)
         if got is None:
             j = k - self.k0
             lo, hi = self.offsets[j], self.offsets[j + 1]
-            try:
-                found = ZSTD.segments(self.data.address + lo, hi - lo, memoryview(self.data)[lo:hi])
-            except GhframesError as exc:
-                raise GhframesError(f"{self.where(k)}: frames do not decompress ({exc})") from None
             n = int(self.num_frames[j])
-            step = FRAMES_PER_SEGMENT if len(found) > 1 else max(n, 1)
-            if len(found) != -(-n // step):
-                raise GhframesError(
-                    f"{self.where(k)}: {len(found)} segments for {n} frames "
-                    f"(expected one per {FRAMES_PER_SEGMENT})"
-                )
-            got = [
-                (s * step, min(s * step + step, n), lo + a, lo + b)
-                for s, (a, b) in enumerate(found)
-            ]
-            self._segments[k] = got
+            found = segment_spans(
+                Source.of(self.data, lo, hi), n, self.where(k), "frames", not self.rows_coded
+            )
+            got = self._segments[k] = [(a, b, lo + x, lo + y) for a, b, x, y in found]
         return got
 
     def decode_into(
         self, k: int, dest: np.ndarray, segment: tuple[int, int, int, int] | None = None
     ) -> None:
         """Chunk k's frames, or those of one of its `segments(k)`, into `dest`: contiguous, of
-        the chunk's dtype and exactly their shape (codec.ZSTD: no copy on the way)."""
+        the chunk's dtype and exactly their shape."""
+        if self.rows_coded:
+            spans = self.segments(k) if segment is None else [segment]
+            first, decoder = spans[0][0], self._segment_decoder()
+            for span in spans:
+                src = Source.of(self.data, span[2], span[3])
+                into = dest[span[0] - first : span[1] - first]
+                decoder.into(src, into, self.where(k), "frames")
+            return
+        # frames 1.x: whole frames, decoded straight into place (codec.ZSTD: no copy)
         if segment is None:
             j = k - self.k0
             lo, hi = self.offsets[j], self.offsets[j + 1]
@@ -340,6 +380,59 @@ class Chunks:
         err = ZSTD.into(self.data.address + lo, hi - lo, memoryview(self.data)[lo:hi], dest)
         if err:
             raise GhframesError(f"{self.where(k)}: frames do not decompress ({err})")
+
+    @property
+    def has_colour(self) -> bool:
+        """Whether the colour planes were read (the shard has them, and they were asked for)."""
+        return bool(self.planes)
+
+    def plane_spans(self, k: int, name: str) -> list[tuple[int, int, int, int]]:
+        """Chunk k's segments of plane `name` (store/planes.py): (first, end) frame in the chunk
+        and (start, end) byte in the plane's bytes of each; [] when every value is 0 (or the
+        planes were not read)."""
+        got = self.planes.get(name)
+        if got is None:
+            return []
+        spans = self._plane_spans.get((k, name))
+        if spans is None:
+            data, offsets = got
+            j = k - self.k0
+            lo, hi = offsets[j], offsets[j + 1]
+            spans = []
+            if lo < hi:
+                n = int(self.num_frames[j])
+                found = segment_spans(Source.of(data, lo, hi), n, self.where(k), name)
+                spans = [(a, b, lo + x, lo + y) for a, b, x, y in found]
+            self._plane_spans[(k, name)] = spans
+        return spans
+
+    def plane_source(self, name: str, span: tuple[int, int, int, int]) -> Source:
+        """The bytes of one of `plane_spans`' segments."""
+        return Source.of(self.planes[name][0], span[2], span[3])
+
+    def plane_into(self, k: int, name: str, dest: np.ndarray, span=None) -> None:
+        """Chunk k's plane `name` into `dest` (uint8 [its frames, ROWS, COLS], contiguous): all of
+        it, zeros where its values are all 0 or absent; or one of its `plane_spans(k, name)`."""
+        spans = self.plane_spans(k, name) if span is None else [span]
+        if not spans:
+            dest.fill(0)
+            return
+        first, decoder = spans[0][0], self._segment_decoder()
+        for span in spans:
+            into = dest[span[0] - first : span[1] - first]
+            decoder.into(self.plane_source(name, span), into, self.where(k), name)
+
+    def plane(self, k: int, name: str) -> np.ndarray:
+        """Chunk k's plane `name`: uint8 [num_frames, ROWS, COLS], a new array (zeros for a shard
+        without colour)."""
+        out = np.empty((int(self.num_frames[k - self.k0]), ROWS, COLS), np.uint8)
+        self.plane_into(k, name, out)
+        return out
+
+    def _segment_decoder(self) -> SegmentDecoder:
+        if self._decoder is None:
+            self._decoder = SegmentDecoder()
+        return self._decoder
 
 
 def _values(array: pa.Array) -> tuple[pa.Buffer, np.ndarray]:

@@ -40,6 +40,12 @@ class TableSchema:
     def names(self) -> list[str]:
         return self.arrow.names
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The major versions a reader of this definition reads: its own, and those its `reads`
+        lists (frames 2.0 reads 1.x shards, without colour)."""
+        return tuple(self.doc.get("reads", [str(self.major)]))
+
     def check(self, metadata: dict[bytes, bytes] | None, where: str) -> None:
         """Refuse a shard of another table or of an unknown major version, naming `where`."""
         metadata = metadata or {}
@@ -80,8 +86,9 @@ class TableSchema:
                     )
 
     def check_version(self, version: str, where: str) -> None:
-        """Refuse data written under another major version of this table's schema."""
-        if version.split(".")[0] != str(self.major):
+        """Refuse data written under a major version of this table's schema that it does not
+        read (`reads`)."""
+        if version.split(".")[0] not in self.reads:
             raise GhframesError(
                 f"{where}: {self.table} schema version {version or 'none'} is not supported "
                 f"(this ghframes reads {self.major}.x)"

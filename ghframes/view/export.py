@@ -1,19 +1,25 @@
-"""`ghframes export DATA --session ID --format cast|html|png -o FILE`: a session for other tools.
+"""`ghframes export DATA --session ID --format cast|html|png|gif -o FILE`: a session for other tools.
 
 - cast: asciicast v2 (asciinema). The first output event draws the first frame in full; each
-  later event rewrites only the cells that changed, then places the cursor. Feeding the output
-  events into a fresh 160x48 pyte screen reproduces every frame exactly. Events are at the
-  recorded times (the shard's `dt`, schemas/frames.json): frame t appears when action t - 1 is
-  pressed, so the output of frame t + 1 is at dt[0] + ... + dt[t], counted from the first
-  exported frame. `--idle-time-limit` (default 2 s) goes into the header as asciinema's
+  later event rewrites only the cells whose character, colour or attributes changed, then
+  places the cursor. Colours and attributes are plain SGR (38;5;n, 48;5;n, 39, 49, 1, 3, 4,
+  5, 7, 9 and their resets, palette.sgr), so `asciinema play` shows them. Feeding the output
+  events into a fresh 160x48 terminal reproduces every frame exactly: characters, colours
+  (stored values, each the lowest palette index of its RGB as the renderer captures them),
+  attributes, cursor. Events are at the recorded times (the shard's `dt`,
+  schemas/frames.json): frame t appears when action t - 1 is pressed, so the output of frame
+  t + 1 is at dt[0] + ... + dt[t], counted from the first exported frame. `--idle-time-limit` (default 2 s) goes into the header as asciinema's
   `idle_time_limit`: a player shortens every longer pause to it, so a minute spent thinking
   plays in 2 s while the timestamps keep the recorded times. `--cps N` spaces the events by a
   fixed N keystrokes per second instead, as does a shard without times (frames schema before
   1.3) at DEFAULT_CPS. A marker ("m") event opens every commit, labelled with its message.
-  Players print labels and the title raw, so both are escaped (ghframes.text.shown).
+  Players print labels and the title raw, so both are escaped (ghframes.text.shown). Only
+  characters a frame holds are written between the exporter's own sequences: a cell holding
+  a control character is written as U+FFFD.
 - html: one self-contained file with a player (ghframes.view.player_html): each frame shows
   for its recorded dt (at most the idle time limit), or at the fixed `--cps` rate.
-- png: one frame (`--frame N`) drawn with a monospace font.
+- png: one frame (`--frame N`) drawn in its colours with a monospace font (ghframes.view.raster).
+- gif: the frames as an animated GIF (ghframes.view.gif), timed as the cast is.
 
 `--from/--to` select frames [FROM, TO) for every format.
 """
@@ -31,6 +37,7 @@ from ghframes.errors import GhframesError
 from ghframes.store.chunks import LazySession, open_lazy
 from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 from ghframes.text import shown
+from ghframes.view.palette import sgr, styles_of
 
 DEFAULT_CPS = 30.0  # keystrokes per second for a shard that records no times
 IDLE_TIME_LIMIT = 2.0  # seconds: a longer recorded pause plays as this long
@@ -62,6 +69,11 @@ def frame_range(session: LazySession, start: int | None, stop: int | None) -> tu
 # A rendered frame never holds a control character (the editor draws them as `^X`), but a
 # shard is a file: a cell a terminal would act on, or a lone surrogate, is written as U+FFFD.
 _INERT = {c: "\ufffd" for c in [*range(1, 0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000)]}
+DIFF_GAP = 4  # unchanged cells between two changes that are rewritten rather than jumped over
+
+
+def _style(key: int) -> tuple[int, int, int]:
+    return key & 0xFF, key >> 8 & 0xFF, key >> 16 & 0xFF
 
 
 def _cells(row: np.ndarray, a: int, b: int) -> str:
@@ -69,59 +81,111 @@ def _cells(row: np.ndarray, a: int, b: int) -> str:
     return "".join(chr(c) for c in row[a:b].tolist() if c != WIDE_STUB).translate(_INERT)
 
 
-def _span(old: np.ndarray, new: np.ndarray) -> tuple[int, int] | None:
-    """Smallest cell range [a, b) covering the row's changes, never splitting a wide char."""
-    diff = np.flatnonzero(old != new)
-    if not diff.size:
-        return None
-    a, b = int(diff[0]), int(diff[-1]) + 1
-    while a > 0 and (new[a] == WIDE_STUB or old[a] == WIDE_STUB):
-        a -= 1
-    while b < COLS and (new[b] == WIDE_STUB or old[b] == WIDE_STUB):
-        b += 1
-    return a, b
+def _draw(codes: np.ndarray, styles: np.ndarray, a: int, b: int, pen: tuple) -> tuple[str, tuple]:
+    """Cells [a, b) of a row (code points, styles) written from the cursor with the pen in
+    style `pen`: each run of one style after the SGR that selects it. Returns the text and the
+    pen's style after it."""
+    part = styles[a:b]
+    cuts = [0, *(np.flatnonzero(part[1:] != part[:-1]) + 1).tolist(), b - a]
+    out = []
+    for i, j in zip(cuts, cuts[1:], strict=False):
+        style = _style(int(part[i]))
+        out.append(sgr(pen, style))
+        out.append(_cells(codes, a + i, a + j))
+        pen = style
+    return "".join(out), pen
 
 
-def full_draw(frame: np.ndarray, cursor) -> str:
-    """Clear the screen and draw `frame`, then place the cursor."""
-    parts = ["\x1b[?7h\x1b[0m\x1b[H\x1b[2J"]
-    for y in range(ROWS):
-        row = frame[y]
-        last = COLS
-        while last > 0 and row[last - 1] == 32:
-            last -= 1
-        if last:
-            parts.append(f"\x1b[{y + 1};1H{_cells(row, 0, last)}")
-    parts.append(f"\x1b[{int(cursor[0]) + 1};{int(cursor[1]) + 1}H")
-    return "".join(parts)
+def _segments(changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> list[tuple[int, int]]:
+    """The cell ranges [a, b) of a row to rewrite: runs of changed cells (joined across gaps of
+    at most DIFF_GAP unchanged cells), never splitting a wide character of either screen."""
+    at = np.flatnonzero(changed)
+    if not at.size:
+        return []
+    breaks = np.flatnonzero(np.diff(at) > DIFF_GAP + 1)
+    out: list[tuple[int, int]] = []
+    firsts = at[np.r_[0, breaks + 1]].tolist()
+    lasts = at[np.r_[breaks, at.size - 1]].tolist()
+    for a, last in zip(firsts, lasts, strict=True):
+        b = last + 1
+        while a > 0 and (new[a] == WIDE_STUB or old[a] == WIDE_STUB):
+            a -= 1
+        while b < COLS and (new[b] == WIDE_STUB or old[b] == WIDE_STUB):
+            b += 1
+        if out and a <= out[-1][1]:
+            a = out.pop()[0]
+        out.append((a, b))
+    return out
 
 
-def diff_draw(old: np.ndarray, new: np.ndarray, cursor) -> str:
-    """Escape sequences turning screen `old` into `new`, then placing the cursor."""
+def _place(cursor) -> str:
+    return f"\x1b[{int(cursor[0]) + 1};{int(cursor[1]) + 1}H"
+
+
+def full_draw(frame: np.ndarray, cursor, styles: np.ndarray | None = None) -> tuple[str, tuple]:
+    """Clear the screen and draw `frame` (code points) in `styles` (`styles_of`; None: all
+    default), then place the cursor. Returns the text and the pen's style after it."""
+    styles = np.zeros(frame.shape, np.uint32) if styles is None else styles
+    parts, pen = ["\x1b[?7h\x1b[0m\x1b[H\x1b[2J"], (0, 0, 0)
+    blank = (frame == 32) & (styles == 0)  # what the cleared screen already shows
+    for y in np.flatnonzero(~blank.all(axis=1)).tolist():
+        last = COLS - int(np.argmin(blank[y, ::-1]))
+        text, pen = _draw(frame[y], styles[y], 0, last, pen)
+        parts.append(f"\x1b[{y + 1};1H{text}")
+    parts.append(_place(cursor))
+    return "".join(parts), pen
+
+
+def diff_draw(
+    old: np.ndarray,
+    new: np.ndarray,
+    cursor,
+    old_styles: np.ndarray | None = None,
+    new_styles: np.ndarray | None = None,
+    pen: tuple = (0, 0, 0),
+) -> tuple[str, tuple]:
+    """Escape sequences turning screen `old` into `new` (code points, and styles as
+    `styles_of` gives them; None: all default) by rewriting the cells whose character or
+    style changed, then placing the cursor; the pen starts in style `pen`. Returns the text
+    and the pen's style after it."""
+    changed = old != new
+    if old_styles is not None or new_styles is not None:
+        zero = np.zeros(new.shape, np.uint32)
+        old_styles = zero if old_styles is None else old_styles
+        new_styles = zero if new_styles is None else new_styles
+        changed |= old_styles != new_styles
+    else:
+        new_styles = np.zeros(new.shape, np.uint32)
     parts = []
-    for y in np.flatnonzero((old != new).any(axis=1)).tolist():
-        a, b = _span(old[y], new[y])
-        parts.append(f"\x1b[{y + 1};{a + 1}H{_cells(new[y], a, b)}")
-    parts.append(f"\x1b[{int(cursor[0]) + 1};{int(cursor[1]) + 1}H")
-    return "".join(parts)
+    for y in np.flatnonzero(changed.any(axis=1)).tolist():
+        for a, b in _segments(changed[y], old[y], new[y]):
+            text, pen = _draw(new[y], new_styles[y], a, b, pen)
+            parts.append(f"\x1b[{y + 1};{a + 1}H{text}")
+    parts.append(_place(cursor))
+    return "".join(parts), pen
 
 
 def cast_events(
     session: LazySession, start: int, stop: int, cps: float | None = None
 ) -> Iterator[list]:
     """asciicast v2 events for frames [start, stop): one output event per frame at its time
-    (`frame_times`), markers."""
+    (`frame_times`), in its colours and attributes, markers."""
     marks = {c.first_frame: c for c in session.commits if start <= c.first_frame < stop}
-    prev = None
+    prev = prev_styles = None
+    pen = (0, 0, 0)
     for t, time in zip(range(start, stop), frame_times(session, start, stop, cps), strict=True):
         commit = marks.get(t)
         if commit is not None:
             yield [time, "m", shown(commit.message or f"commit {commit.id[:10]}")]
         frame = session.frame(t)
+        styles = styles_of(*session.colours(t))
         cursor = session.cursor[t]
-        data = full_draw(frame, cursor) if prev is None else diff_draw(prev, frame, cursor)
+        if prev is None:
+            data, pen = full_draw(frame, cursor, styles)
+        else:
+            data, pen = diff_draw(prev, frame, cursor, prev_styles, styles, pen)
         yield [time, "o", data]
-        prev = frame
+        prev, prev_styles = frame, styles
 
 
 def write_cast(
@@ -149,56 +213,21 @@ def write_cast(
             out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",  # Debian fonts-dejavu-core
-)
+def render_png(
+    frame: np.ndarray, cursor, path: str, colours=None, size: int = 14
+) -> tuple[int, int]:
+    """Draw `frame` (code points) in `colours` (`(fg, bg, attrs)`, uint8 [ROWS, COLS] each;
+    None: all default) as a PNG at `path`; return the cell size in pixels (width, height)."""
+    from PIL import Image
 
+    from ghframes.view.raster import Raster
 
-def font_path() -> str:
-    """A monospace TrueType font: DejaVu Sans Mono from matplotlib's package data or Debian."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("matplotlib")
-    candidates = list(FONT_CANDIDATES)
-    if spec and spec.submodule_search_locations:
-        for base in spec.submodule_search_locations:
-            candidates.insert(
-                0, os.path.join(base, "mpl-data", "fonts", "ttf", "DejaVuSansMono.ttf")
-            )
-    for path in candidates:
-        if os.path.exists(path):
-            return path
-    raise GhframesError(
-        "no monospace font found for --format png "
-        "(install matplotlib, or Debian's fonts-dejavu-core)"
-    )
-
-
-FG = (220, 220, 220)
-BG = (24, 24, 24)
-
-
-def render_png(frame: np.ndarray, cursor, path: str, size: int = 14) -> tuple[int, int]:
-    """Draw `frame` as a PNG at `path`; return the cell size in pixels (width, height)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.truetype(font_path(), size)
-    ascent, descent = font.getmetrics()
-    cw = int(round(font.getlength("M")))
-    ch = ascent + descent
-    image = Image.new("RGB", (cw * COLS, ch * ROWS), BG)
-    draw = ImageDraw.Draw(image)
-    cy, cx = int(cursor[0]), int(cursor[1])
-    draw.rectangle([cx * cw, cy * ch, (cx + 1) * cw - 1, (cy + 1) * ch - 1], fill=(120, 120, 120))
-    rows = frame.tolist()
-    for y, row in enumerate(rows):
-        for x, code in enumerate(row):
-            if code in (32, WIDE_STUB):
-                continue
-            draw.text((x * cw, y * ch), chr(code), font=font, fill=FG)
+    raster = Raster(size)
+    fg, bg, attrs = colours if colours is not None else (np.zeros(frame.shape, np.uint8),) * 3
+    image = Image.fromarray(raster.rgb(frame, fg, bg, attrs, cursor), "RGB")
     with _atomic(path, "wb") as out:
         image.save(out, format="PNG")
-    return cw, ch
+    return raster.cw, raster.ch
 
 
 class _atomic:
@@ -239,7 +268,7 @@ def run(args, env) -> int:
     session = open_lazy(args.data, args.session)
     start, stop = frame_range(session, args.start, args.stop)
     cps, idle = args.cps, args.idle_time_limit
-    if args.format in ("cast", "html"):
+    if args.format in ("cast", "html", "gif"):
         if cps is not None and not 0 < cps < float("inf"):  # NaN fails too
             raise GhframesError(f"--cps must be a positive, finite number, not {cps:g}")
         if not 0 <= idle < float("inf"):
@@ -261,11 +290,19 @@ def run(args, env) -> int:
             raise GhframesError(
                 f"session {session.id}: --frame {t} is out of range ({start}..{stop - 1})"
             )
-        render_png(session.frame(t), session.cursor[t], args.output)
+        render_png(session.frame(t), session.cursor[t], args.output, session.colours(t))
         print(f"wrote {args.output}: frame {t} of session {session.id}")
     elif args.format == "html":
         from ghframes.view.player_html import write_html
 
         write_html(session, args.output, start, stop, cps, _atomic, idle)
         print(f"wrote {args.output}: {stop - start} frames as a self-contained HTML player {pace}")
+    elif args.format == "gif":
+        from ghframes.view.gif import write_gif
+
+        shown_frames = write_gif(session, args.output, start, stop, cps, idle, _atomic)
+        print(
+            f"wrote {args.output}: {stop - start} frames as an animated GIF of "
+            f"{shown_frames} images {pace}"
+        )
     return 0

@@ -1,10 +1,16 @@
 """`export --format html`: one self-contained HTML file that plays a session in a browser.
 
 The page embeds the frames as JSON (`script_json`: no file content can end or open an HTML
-element in it): a keyframe (all 48 rows) every KEYFRAME frames and, for
-the other frames, the changed cell ranges of each row (`[row, first col, cells]`, one character
-per cell, "\\u0000" for the right half of a wide character). The player rebuilds any frame
-from its keyframe, so seeking is instant. Nothing is loaded from elsewhere.
+element in it): a keyframe every KEYFRAME frames, `[48 rows of cells, 48 rows of style runs]`,
+and, for the other frames, the changed cell ranges of each row (`[row, first col, cells]`, one
+character per cell, "\\u0000" for the right half of a wide character; a fifth item, the
+range's style runs, when its colours or attributes changed). A style run is
+`[style id, count, ...]` into `styles`, the export's table of the styles it uses, each
+`[fg hex, bg hex, attrs]` with reverse video already resolved (ghframes.view.palette); the page
+turns the table into CSS classes (bold, italic, underline, strikethrough, blink), draws each
+run of one style as one span, and the cursor cell on palette.CURSOR. A monochrome session
+costs 48 empty runs per keyframe. The player rebuilds any frame from its keyframe, so seeking
+is instant. Nothing is loaded from elsewhere.
 
 It plays at the recorded times: each frame shows for its `dt` (schemas/frames.json: how long
 it was on screen before its key), a pause longer than `--idle-time-limit` for that long, at a
@@ -30,12 +36,55 @@ import numpy as np
 from ghframes.store.chunks import LazySession
 from ghframes.store.geometry import COLS, ROWS
 from ghframes.view.export import DEFAULT_CPS, IDLE_TIME_LIMIT
+from ghframes.view.palette import (
+    CURSOR,
+    DEFAULT_BG,
+    DEFAULT_FG,
+    REVERSE,
+    hex_of,
+    rgb_planes,
+    styles_of,
+)
 
 KEYFRAME = 256
 
 
 def _cells(row: np.ndarray) -> str:
     return "".join(map(chr, row.tolist()))
+
+
+def _runs(ids: np.ndarray, whole_row: bool = False) -> list[int]:
+    """Style ids of consecutive cells, run-length coded: `[id, count, id, count, ...]`; for a
+    whole row, without its last run when that is the default (the page fills rows with it)."""
+    cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
+    out = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        out += [int(ids[a]), b - a]
+    return out[:-2] if whole_row and out[-2] == 0 else out
+
+
+class _Styles:
+    """The export's table of styles: id 0 is the default, later ids in order of first use;
+    each drawn as `[foreground hex, background hex, attrs]` (reverse video resolved)."""
+
+    def __init__(self) -> None:
+        self.ids = {0: 0}
+        self.table = [[hex_of(DEFAULT_FG), hex_of(DEFAULT_BG), 0]]
+
+    def plane(self, fg: np.ndarray, bg: np.ndarray, attrs: np.ndarray) -> np.ndarray:
+        """int32 [ROWS, COLS]: each cell's style id."""
+        keys = styles_of(fg, bg, attrs)
+        if not keys.any():
+            return np.zeros(keys.shape, np.int32)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        for key in unique.tolist():
+            if key not in self.ids:
+                self.ids[key] = len(self.table)
+                f, b, a = key & 0xFF, key >> 8 & 0xFF, key >> 16 & 0xFF
+                front, back = rgb_planes(np.uint8(f), np.uint8(b), np.uint8(a))
+                self.table.append([hex_of(front), hex_of(back), a & ~REVERSE])
+        lut = np.array([self.ids[k] for k in unique.tolist()], np.int32)
+        return lut[inverse].reshape(keys.shape)
 
 
 def player_data(
@@ -47,22 +96,32 @@ def player_data(
 ) -> dict:
     """What the page embeds for frames [start, stop). `dt`: each frame's ms on screen (the
     shard's), or None to play at the fixed rate `cps` (given, or DEFAULT_CPS for a shard that
-    records no times); `idle`: the longest a frame is shown, in ms (0: no limit)."""
+    records no times); `idle`: the longest a frame is shown, in ms (0: no limit); `styles`:
+    the table of cell styles the frames' run-length coded style ids point into."""
     recorded = cps is None and session.dt is not None
+    styles = _Styles()
     frames = []
-    prev = None
+    prev = prev_ids = None
     for t in range(start, stop):
         frame = session.frame(t)
+        ids = styles.plane(*session.colours(t))
         if (t - start) % KEYFRAME == 0:
-            frames.append([_cells(row) for row in frame])
+            frames.append(
+                [[_cells(row) for row in frame], [_runs(row, whole_row=True) for row in ids]]
+            )
         else:
             diffs = []
-            for y in np.flatnonzero((prev != frame).any(axis=1)).tolist():
-                changed = np.flatnonzero(prev[y] != frame[y])
-                a, b = int(changed[0]), int(changed[-1]) + 1
-                diffs.append([y, a, _cells(frame[y, a:b])])
+            restyled = prev_ids != ids
+            changed = (prev != frame) | restyled
+            for y in np.flatnonzero(changed.any(axis=1)).tolist():
+                at = np.flatnonzero(changed[y])
+                a, b = int(at[0]), int(at[-1]) + 1
+                diff = [y, a, _cells(frame[y, a:b])]
+                if restyled[y, a:b].any():
+                    diff.append(_runs(ids[y, a:b]))
+                diffs.append(diff)
             frames.append(diffs)
-        prev = frame
+        prev, prev_ids = frame, ids
     files = []
     for change in session.changes:
         if change["first_frame"] >= 0:
@@ -82,6 +141,7 @@ def player_data(
         "cursor": session.cursor[start:stop].reshape(-1).tolist(),
         "commits": [[c.first_frame, c.id, c.message] for c in session.commits],
         "files": files,
+        "styles": styles.table,
         "frames": frames,
     }
 
@@ -119,13 +179,15 @@ def write_html(
         out.write(page)
 
 
-PAGE = r"""<!doctype html>
+_PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>
-body{background:#181818;color:#ddd;font-family:sans-serif;margin:12px}
+body{background:#303030;color:#ddd;font-family:sans-serif;margin:12px}
 #screen{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px;line-height:1.15;
- background:#000;color:#ddd;padding:6px;margin:0;white-space:pre;display:inline-block}
-#screen .cur{background:#ddd;color:#000}
+ background:#__BG__;color:#__FG__;padding:6px;margin:0;white-space:pre;display:inline-block;
+ unicode-bidi:bidi-override;direction:ltr}
+#screen span.cur{background:#__CURSOR__}
+@keyframes gfblink{50%{opacity:0}}
 #controls{margin:8px 0}
 #controls button{margin-right:4px}
 #timeline{position:relative;width:960px;height:34px}
@@ -157,38 +219,65 @@ const REC = D.dt !== null;  // at the recorded times (speed: a multiple), else D
 const SPEEDS = REC ? [0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
   : [1, 2, 5, 10, 20, 30, 60, 120, 250, 500, 1000, 2500];
 let t = 0, playing = false, speed = nearestSpeed(REC ? 1 : D.cps), query = "", message = "";
-let grid = null, gridAt = -1;
-function apply(rows, diffs) {
-  for (const [y, a, text] of diffs) {
+let grid = null, sgrid = null, gridAt = -1;
+styleSheet();
+function unrun(row, a, runs) { for (let i = 0; i < runs.length; i += 2) for (let n = 0; n < runs[i + 1]; n++) row[a++] = runs[i]; }
+function apply(rows, styles, diffs) {
+  for (const [y, a, text, runs] of diffs) {
     const cells = Array.from(text);
     for (let i = 0; i < cells.length; i++) rows[y][a + i] = cells[i];
+    if (runs) unrun(styles[y], a, runs);
   }
 }
-function frameRows(i) {  // cells of frame i (index within the export)
+function frameRows(i) {  // cells of frame i (index within the export); their styles: sgrid
   if (gridAt === i) return grid;
   let from;
   if (gridAt >= 0 && gridAt < i && Math.floor(gridAt / K) === Math.floor(i / K)) {
     from = gridAt + 1;
   } else {
     const k = Math.floor(i / K) * K;
-    grid = D.frames[k].map(r => Array.from(r));
+    grid = D.frames[k][0].map(r => Array.from(r));
+    sgrid = D.frames[k][1].map(r => { const s = new Array(D.cols).fill(0); unrun(s, 0, r); return s; });
     from = k + 1;
   }
-  for (let j = from; j <= i; j++) apply(grid, D.frames[j]);
+  for (let j = from; j <= i; j++) apply(grid, sgrid, D.frames[j]);
   gridAt = i;
   return grid;
 }
 function rowText(cells) { return cells.filter(c => c !== "\u0000").join(""); }
 function frameText(i) { return frameRows(i).map(rowText); }
 function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
+function rowHTML(cells, styles, cx) {  // one span per run of one style; the cursor cell alone
+  let out = "";
+  for (let a = 0; a < cells.length;) {
+    const s = a === cx ? -1 : styles[a];
+    let b = a + 1;
+    if (s >= 0) while (b < cells.length && b !== cx && styles[b] === s) b++;
+    const text = esc(rowText(cells.slice(a, b)));
+    if (s === 0) out += text;
+    else if (s < 0) out += '<span class="cur' + (styles[a] ? " s" + styles[a] : "") + '">' + (text || " ") + "</span>";
+    else out += '<span class="s' + s + '">' + text + "</span>";
+    a = b;
+  }
+  return out;
+}
+function styleSheet() {  // D.styles as classes .s1, .s2, ...: colours, then the attribute bits
+  const rules = [];
+  D.styles.forEach(([fg, bg, a], i) => {
+    if (!i || !/^[0-9a-f]{12}$/.test(fg + bg)) return;
+    const deco = [a & 4 ? "underline" : "", a & 16 ? "line-through" : ""].filter(Boolean);
+    rules.push("#screen .s" + i + "{color:#" + fg + ";background:#" + bg + (a & 1 ? ";font-weight:bold" : "") +
+      (a & 2 ? ";font-style:italic" : "") + (deco.length ? ";text-decoration:" + deco.join(" ") : "") +
+      (a & 32 ? ";animation:gfblink 1s step-end infinite" : "") + "}");
+  });
+  const el = document.createElement("style");
+  el.textContent = rules.join("\n");
+  document.head.appendChild(el);
+}
 function lastAtOrBefore(list, f) { let hit = null; for (const x of list) if (x[0] <= f) hit = x; return hit; }
 function draw() {
   const rows = frameRows(t), cy = D.cursor[2 * t], cx = D.cursor[2 * t + 1];
-  const out = rows.map((cells, y) => {
-    if (y !== cy) return esc(rowText(cells));
-    return esc(rowText(cells.slice(0, cx))) + '<span class="cur">' + esc(rowText(cells.slice(cx, cx + 1)) || " ") +
-      "</span>" + esc(rowText(cells.slice(cx + 1)));
-  });
+  const out = rows.map((cells, y) => rowHTML(cells, sgrid[y], y === cy ? cx : -1));
   document.getElementById("screen").innerHTML = out.join("\n");
   const f = D.start + t, commit = lastAtOrBefore(D.commits, f) || D.commits[0], file = lastAtOrBefore(D.files, f);
   document.getElementById("action").textContent = "action: " + D.actions[t];
@@ -291,3 +380,9 @@ draw();
 </script>
 </body></html>
 """
+# The views' colours (ghframes.view.palette), fixed into the page's style once.
+PAGE = (
+    _PAGE.replace("__FG__", hex_of(DEFAULT_FG))
+    .replace("__BG__", hex_of(DEFAULT_BG))
+    .replace("__CURSOR__", hex_of(CURSOR))
+)

@@ -3,8 +3,10 @@
 Without --session, a list of sessions to pick from. The player decodes frames a chunk at a
 time (ghframes.store.chunks), so opening is instant at any session length. In a terminal smaller
 than 160x48 (plus two status lines) it shows a viewport that follows the cursor and can be
-panned, and says so. The terminal is restored on exit, Ctrl-C and errors (curses.endwin in a
-`finally`). Keys: see HELP below and the README.
+panned, and says so. Cells are drawn in their colours and attributes as far as the terminal
+can show them (palette.CursesStyles: 256 colours, the nearest of 16 or 8, or attributes only).
+The terminal is restored on exit, Ctrl-C and errors (curses.endwin in a `finally`). Keys: see
+HELP below and the README.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from ghframes.errors import GhframesError
 from ghframes.render.editor import display_width, glyph
 from ghframes.store.chunks import LazySession, list_sessions, open_lazy
 from ghframes.store.geometry import COLS, ROWS, WIDE_STUB
 from ghframes.store.search import SearchCancelled
+from ghframes.view.palette import CursesStyles, styles_of
 
 MIN_W, MIN_H = 40, 6
 UNICODE = [True]  # whether the terminal's locale encodes UTF-8 (set by run)
@@ -49,8 +54,9 @@ HELP = (
 
 
 class Player:
-    def __init__(self, session: LazySession, start: int = 0) -> None:
+    def __init__(self, session: LazySession, start: int = 0, styles=None) -> None:
         self.s = session
+        self.styles = styles if styles is not None else CursesStyles()
         self.t = min(max(start, 0), max(len(session) - 1, 0))
         self.playing = False
         self.speed = SPEEDS.index(30)
@@ -171,6 +177,8 @@ class Player:
         rows, cols, side = self.layout(h, w)
         self.place_viewport(rows, cols)
         frame = self.s.frame(self.t)
+        styles = styles_of(*self.s.colours(self.t))
+        self.styles.begin_frame()
         scr.erase()
         for y in range(rows):
             row = frame[self.top + y, self.left : self.left + cols].tolist()
@@ -178,11 +186,16 @@ class Player:
                 row[0] = 32  # the left half of this wide character is outside the viewport
             if self.left + cols < COLS and frame[self.top + y, self.left + cols] == WIDE_STUB:
                 row[-1] = 32  # a wide character whose right half falls outside: never half-draw
-            if UNICODE[0]:
-                text = "".join(chr(c) for c in row if c != WIDE_STUB)
-            else:  # a terminal without UTF-8: one ASCII character per cell
-                text = "".join(chr(c) if 32 <= c < 127 else "?" for c in row)
-            _put(scr, y, 0, text, w)
+            keys = styles[self.top + y, self.left : self.left + cols]
+            cuts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist(), len(row)]
+            for a, b in zip(cuts, cuts[1:], strict=False):  # one write per run of one style
+                while UNICODE[0] and a < b and row[a] == WIDE_STUB:
+                    a += 1  # a stub after a style change: its character is already drawn
+                if UNICODE[0]:
+                    text = "".join(chr(c) for c in row[a:b] if c != WIDE_STUB)
+                else:  # a terminal without UTF-8: one ASCII character per cell
+                    text = "".join(chr(c) if 32 <= c < 127 else "?" for c in row[a:b])
+                _put(scr, y, a, text, w, self.styles.attr(int(keys[a])) if a < b else 0)
         if side:
             self.draw_actions(scr, rows, COLS + 1, min(SIDE, w - COLS - 1))
         cy, cx = (int(v) for v in self.s.cursor[self.t])
@@ -440,16 +453,17 @@ def _main(scr, args) -> None:
             raise GhframesError(
                 f"session {session.id}: frame {args.frame} is out of range (0..{len(session) - 1})"
             )
-        Player(session, args.frame).loop(scr)
+        Player(session, args.frame, CursesStyles()).loop(scr)
         return
     sessions = list_sessions(args.data)
     if not sessions:
         raise GhframesError(f"{args.data}: no sessions")
+    styles = CursesStyles()
     while True:
         chosen = pick_session(scr, args.data, sessions)
         if chosen is None:
             return
-        Player(open_lazy(args.data, chosen)).loop(scr)
+        Player(open_lazy(args.data, chosen), 0, styles).loop(scr)
 
 
 def run(args, env) -> int:
