@@ -263,6 +263,27 @@ def _task_error(source: Source, exc: ray.exceptions.RayError, token: str | None)
     return text.replace(token, "***") if token else text
 
 
+def _up_to_date(sources: Sequence[Source], previous: dict, options: CrawlOptions) -> bool:
+    """Whether every source is a local repository whose default branch is where the previous
+    crawl, made with the same options, left it (a remote one would need a fetch to tell)."""
+    if not sources or any(s.kind != "path" for s in sources):
+        return False
+    if previous.get("options") != {k: v for k, v in asdict(options).items() if k != "cache_dir"}:
+        return False
+    entries = previous.get("repos", {})
+    for source in sources:
+        entry = entries.get(source.key)
+        if entry is None or entry["status"] not in ("ok", "duplicate") or entry.get("stale"):
+            return False
+        try:
+            head = default_head(open_repository(source, options.cache_dir, fetch=False), source)
+        except (GhframesError, pygit2.GitError, OSError, KeyError, ValueError):
+            return False  # the crawl proper reports it
+        if str(head.id) != entry["head"]:
+            return False
+    return True
+
+
 def crawl(
     sources: Sequence[Source],
     data: str,
@@ -288,6 +309,8 @@ def crawl(
         for e in previous.get("repos", {}).values()
         if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
+    if not failed and _up_to_date(sources, previous, options):
+        return dict(previous, up_to_date=True)  # nothing to mine: no Ray, nothing written
     # Only sources that failed before the crawl (GitHub lookups): nothing needs Ray.
     started = bool(sources) and init_ray(
         ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=progress

@@ -30,15 +30,30 @@ from ghframes.render.session import RENDERER_VERSION, RenderOptions, render_sess
 from ghframes.store import schema, shards
 from ghframes.store.edits import EDITS_DIR, commits_of, read_edits
 from ghframes.store.frames import FRAMES_DIR, read_session_metadata, write_session
-from ghframes.store.sessions import write_sessions_table
+from ghframes.store.sessions import SESSIONS, write_sessions_table
 
 log = logging.getLogger(__name__)
+
+
+def commit_digest(rows: list[dict]) -> str:
+    """sha256 of one commit's edit rows (commits_of), every field, canonically: what its frames
+    are drawn from."""
+    h = hashlib.sha256()
+    for row in rows:
+        for name in sorted(row):
+            value = row[name]
+            data = value if isinstance(value, bytes) else json.dumps(value, default=str).encode()
+            h.update(f"{name}:{type(value).__name__}:{len(data)}:".encode())
+            h.update(data)
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 def session_names(
     key: str, digest: str, options: RenderOptions, first: int, last: int
 ) -> tuple[str, str]:
-    """(session id, shard path relative to DATA/frames): from the input identity only."""
+    """(session id, shard path relative to DATA/frames): from the input identity only, `digest`
+    being that of the session's own commits (`session_digest`)."""
     slug = shards.safe_name(key)
     identity = json.dumps(
         [digest, options.as_dict(), RENDERER_VERSION, first, last], sort_keys=True
@@ -50,14 +65,20 @@ def session_names(
 
 
 def plan_repo(data: str, key: str, entry: dict, options: RenderOptions) -> dict:
-    """Split one repository into sessions: [{id, shard, first, last, num_frames}]."""
+    """Split one repository into sessions: [{id, shard, first, last, num_frames, digest}].
+
+    A session's name hashes its own commits' edit rows (and the options, the renderer version):
+    after an incremental crawl, the sessions whose commits did not change keep their names and
+    shards, and only the ones that gained commits are drawn again."""
     fs, root = shards.filesystem(data)
-    table, digest = read_edits(fs, f"{root}/{EDITS_DIR}", entry["shards"], key)
+    table, _ = read_edits(fs, f"{root}/{EDITS_DIR}", entry["shards"], key)
     commits = commits_of(table)
     counts = [plan_commit(rows, options).num_actions for rows in commits]
+    digests = [commit_digest(rows) for rows in commits]
     sessions = []
     for start, end in group_into_sessions(counts, options.max_frames_per_session):
         first, last = commits[start][0]["commit_index"], commits[end - 1][0]["commit_index"]
+        digest = hashlib.sha256(json.dumps([key, *digests[start:end]]).encode()).hexdigest()
         session_id, shard = session_names(key, digest, options, first, last)
         sessions.append(
             {
@@ -66,14 +87,21 @@ def plan_repo(data: str, key: str, entry: dict, options: RenderOptions) -> dict:
                 "first": first,
                 "last": last,
                 "num_frames": 1 + sum(counts[start:end]),
+                "digest": digest,
             }
         )
-    return {"key": key, "repo": entry.get("repo", key), "digest": digest, "sessions": sessions}
+    return {"key": key, "repo": entry.get("repo", key), "sessions": sessions}
 
 
-def render_one(
-    data: str, key: str, entry: dict, digest: str, spec: dict, options: RenderOptions
-) -> dict:
+def edits_fingerprint(fs, edits_root: str, entry: dict) -> list:
+    """What a repository's frames depend on in DATA/edits, cheaply: its shards' names, sizes and
+    modification times (a re-run whose fingerprints and options match has nothing to draw)."""
+    paths = [f"{edits_root}/{rel}" for rel in entry.get("shards", [])]
+    infos = fs.get_file_info(paths) if paths else []
+    return [[rel, i.size, i.mtime_ns] for rel, i in zip(entry["shards"], infos, strict=True)]
+
+
+def render_one(data: str, key: str, entry: dict, spec: dict, options: RenderOptions) -> dict:
     """Draw one session and publish its shard, unless an earlier run did; return its summary."""
     fs, root = shards.filesystem(data)
     path = f"{root}/{FRAMES_DIR}/{spec['shard']}"
@@ -83,7 +111,7 @@ def render_one(
         keep = pc.and_(pc.greater_equal(index, spec["first"]), pc.less_equal(index, spec["last"]))
         commits = commits_of(table.filter(keep))
         chunks, metadata = render_session(entry.get("repo", key), commits, options)
-        metadata.update(key=key, edits_digest=digest)
+        metadata.update(key=key, edits_digest=spec["digest"])
         write_session(fs, path, spec["id"], chunks, metadata)
     metadata = read_session_metadata(fs, path)
     return {
@@ -112,8 +140,8 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}".splitlines()[0]
 
 
-def _previous_sessions(fs, frames_root: str) -> dict[str, dict]:
-    """The sessions the manifest of the previous run lists, or {} if it has none readable."""
+def _previous_manifest(fs, frames_root: str) -> dict:
+    """The manifest of the previous run, or {} if it has none readable."""
     try:
         where, previous = shards.read_named_json(fs, frames_root, shards.MANIFEST)
     except GhframesError as exc:
@@ -126,7 +154,40 @@ def _previous_sessions(fs, frames_root: str) -> dict[str, dict]:
     except GhframesError as exc:
         log.warning("%s; no earlier sessions kept", exc)
         return {}
-    return previous.get("sessions", {})
+    return previous
+
+
+def _up_to_date(fs, frames_root: str, previous: dict, options, fingerprints: dict) -> dict:
+    """The repositories whose previous render stands: same options and renderer version, the
+    same edits (fingerprints), rendered whole (ok, not stale), every shard still there."""
+    if (
+        previous.get("options") != options.as_dict()
+        or previous.get("renderer_version") != RENDERER_VERSION
+    ):
+        return {}
+    on_disk = {
+        info.path
+        for info in fs.get_file_info(
+            pafs.FileSelector(frames_root, allow_not_found=True, recursive=True)
+        )
+        if info.type == pafs.FileType.File
+    }
+    if not {f"{frames_root}/{shards.MANIFEST}", f"{frames_root}/{SESSIONS}"} <= on_disk:
+        return {}  # written under former names, or without the sessions table: write them
+    sessions = previous.get("sessions", {})
+    fresh = {}
+    for key, status in previous.get("repos", {}).items():
+        ids = status.get("sessions", [])
+        if (
+            key in fingerprints
+            and status.get("status") == "ok"
+            and not status.get("stale")
+            and status.get("edits") == fingerprints[key]
+            and all(sid in sessions for sid in ids)
+            and all(f"{frames_root}/{sessions[sid]['shard']}" in on_disk for sid in ids)
+        ):
+            fresh[key] = status
+    return fresh
 
 
 def _keep_earlier(fs, frames_root: str, previous: dict[str, dict], key: str) -> dict[str, dict]:
@@ -205,23 +266,34 @@ def render_dataset(
     frames_root = f"{root}/{FRAMES_DIR}"
     for _ in shards.remove_stale_temporaries(fs, frames_root):
         pass
-    previous = _previous_sessions(fs, frames_root)
+    last = _previous_manifest(fs, frames_root)
+    previous = last.get("sessions", {})
     repos = {
         key: entry
         for key, entry in sorted(edits_manifest.get("repos", {}).items())
         # `ok`, or `failed` but still listing what an earlier crawl mined (`stale`)
         if entry.get("shards")
     }
+    fingerprints = {
+        key: edits_fingerprint(fs, f"{root}/{EDITS_DIR}", entry) for key, entry in repos.items()
+    }
+    fresh = _up_to_date(fs, frames_root, last, options, fingerprints)
+    repo_status: dict[str, dict] = {key: dict(status) for key, status in fresh.items()}
+    sessions = {sid: previous[sid] for status in fresh.values() for sid in status["sessions"]}
+    done_frames = known_frames = sum(s["num_frames"] for s in sessions.values())
+    if on_progress is not None and sessions:
+        on_progress(done_frames, known_frames)
+    if len(fresh) == len(repos) and set(last.get("repos", {})) == set(repos):
+        # Nothing to draw, nothing to remove: no Ray, and the manifest stays as it is.
+        return dict(last, removed={"shards": 0, "bytes": 0}, up_to_date=True)
     init_ray(
         ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=announce
     )
 
-    repo_status: dict[str, dict] = {}
-    sessions: dict[str, dict] = {}
     pending: dict = {}
     for key, entry in repos.items():
-        pending[_plan_task.remote(data, key, entry, options)] = ("plan", key, None)
-    done_frames = known_frames = 0
+        if key not in fresh:
+            pending[_plan_task.remote(data, key, entry, options)] = ("plan", key, None)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         ref = ready[0]
@@ -236,11 +308,19 @@ def render_dataset(
             status.setdefault("error", _error_line(exc))
             continue
         if kind == "plan":
-            repo_status.setdefault(key, {"repo": result["repo"], "status": "ok", "sessions": []})
+            repo_status.setdefault(
+                key,
+                {
+                    "repo": result["repo"],
+                    "status": "ok",
+                    "sessions": [],
+                    "edits": fingerprints[key],
+                },
+            )
             for s in result["sessions"]:
                 repo_status[key]["sessions"].append(s["id"])
                 known_frames += s["num_frames"]
-                ref = _render_task.remote(data, key, repos[key], result["digest"], s, options)
+                ref = _render_task.remote(data, key, repos[key], s, options)
                 pending[ref] = ("render", key, s)
         else:
             sessions[result["id"]] = result
@@ -265,6 +345,7 @@ def render_dataset(
             status["status"] = "failed"
         if status["status"] != "failed":
             continue
+        status.pop("edits", None)  # what it was rendered from is not what failed now
         earlier = _keep_earlier(fs, frames_root, previous, key)
         if earlier:
             # The earlier render, whole, rather than part of this one beside part of that.

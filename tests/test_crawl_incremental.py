@@ -44,6 +44,32 @@ def test_rerun_is_idempotent_and_mines_only_new_commits(make_repo, tmp_path):
     assert edit_rows(data).sort_by("commit_index").equals(edit_rows(fresh).sort_by("commit_index"))
 
 
+def test_a_crawl_with_nothing_new_starts_no_ray_and_says_so(
+    make_repo, tmp_path, monkeypatch, capsys
+):
+    from ghframes.pipelines import crawl as pipeline
+
+    r = make_repo("proj")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    manifest = data / "edits" / "_manifest.json"
+    written = manifest.read_bytes()
+    capsys.readouterr()
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(pipeline, "init_ray", no_ray)
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    assert capsys.readouterr().out == f"up to date: 1 repository, 2 commits in {data}/edits\n"
+    assert manifest.read_bytes() == written
+    r.commit("three", {"a.py": "x = 3\n"})  # something to mine: Ray is needed again
+    with pytest.raises(AssertionError, match="Ray was started"):
+        crawl(str(r.path), "--out", str(data))
+
+
 def _fs(data: Path, name: str):
     fs, root = shards.filesystem(str(data))
     return fs, f"{root}/edits/{name}"

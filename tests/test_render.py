@@ -205,6 +205,7 @@ def test_rerender_with_other_options_removes_the_earlier_shards(tmp_path, ray_lo
         tiny_folder,
     }
     assert _tree_bytes(tmp_path / "edits") == edits and len(edits) == 2
+    assert manifest["repos"]["local/tiny"].pop("edits")  # the edits it was rendered from
     assert manifest["repos"] == {
         "local/tiny": {
             "repo": "local/tiny",
@@ -269,6 +270,7 @@ def test_a_repository_that_fails_keeps_its_earlier_sessions(tmp_path, ray_local,
         cli.main(["render", str(tmp_path), "--no-progress", "--max-frames-per-session", "300"]) == 0
     )
     manifest = _frames_manifest(tmp_path)
+    assert manifest["repos"]["local/tiny"].pop("edits")
     assert manifest["repos"]["local/tiny"] == {
         "repo": "local/tiny",
         "status": "ok",

@@ -147,6 +147,16 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             ray_timeout=args.ray_timeout,
         )
     entries = [manifest["repos"][key] for key in [*unique, *failed_lookups]]
+    if manifest.get("up_to_date"):
+        commits = sum(e["commits"] for e in entries)
+        n = len(entries)
+        print(
+            shown(
+                f"up to date: {n} repositor{'ies' if n != 1 else 'y'}, {commits} commits "
+                f"in {args.out}/edits"
+            )
+        )
+        return 0
     for e in entries:
         line = f"{e['status']:9} {e['repo']}: {e['commits']} commits, {e['changes']} changes"
         if e["status"] == "duplicate":

@@ -96,6 +96,15 @@ def _run(args, env) -> int:
     frames = sum(s["num_frames"] for s in sessions)
     size = sum(s["bytes"] for s in sessions)
     failed = {k: r for k, r in manifest["repos"].items() if r["status"] != "ok"}
+    if manifest.get("up_to_date"):
+        repos, n = len(manifest["repos"]), len(manifest["sessions"])
+        print(
+            shown(
+                f"up to date: {repos} repositor{'ies' if repos != 1 else 'y'}, {n} "
+                f"session{'s' * (n != 1)}, {frames} frames in {args.data}/frames"
+            )
+        )
+        return 0
     print(
         shown(
             f"rendered {len(manifest['sessions'])} sessions, {frames} frames, "
