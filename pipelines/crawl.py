@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pygit2
 import ray
 
@@ -263,7 +264,9 @@ def _task_error(source: Source, exc: ray.exceptions.RayError, token: str | None)
     return text.replace(token, "***") if token else text
 
 
-def _up_to_date(sources: Sequence[Source], previous: dict, options: CrawlOptions) -> bool:
+def _up_to_date(
+    fs, edits: str, sources: Sequence[Source], previous: dict, options: CrawlOptions
+) -> bool:
     """Whether every source is a local repository whose default branch is where the previous
     crawl, made with the same options, left it (a remote one would need a fetch to tell)."""
     if not sources or any(s.kind != "path" for s in sources):
@@ -271,6 +274,14 @@ def _up_to_date(sources: Sequence[Source], previous: dict, options: CrawlOptions
     if previous.get("options") != {k: v for k, v in asdict(options).items() if k != "cache_dir"}:
         return False
     entries = previous.get("repos", {})
+    names = [f"{edits}/{shards.MANIFEST}"]  # under today's names (a re-run renames 0.1.0's)
+    names += [
+        f"{edits}/{s.key}/{shards.STATE}"
+        for s in sources
+        if entries.get(s.key, {}).get("status") == "ok"
+    ]
+    if any(info.type != pafs.FileType.File for info in fs.get_file_info(names)):
+        return False
     for source in sources:
         entry = entries.get(source.key)
         if entry is None or entry["status"] not in ("ok", "duplicate") or entry.get("stale"):
@@ -309,7 +320,7 @@ def crawl(
         for e in previous.get("repos", {}).values()
         if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
-    if not failed and _up_to_date(sources, previous, options):
+    if not failed and _up_to_date(fs, edits, sources, previous, options):
         return dict(previous, up_to_date=True)  # nothing to mine: no Ray, nothing written
     # Only sources that failed before the crawl (GitHub lookups): nothing needs Ray.
     started = bool(sources) and init_ray(

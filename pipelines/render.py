@@ -118,6 +118,7 @@ def render_one(data: str, key: str, entry: dict, spec: dict, options: RenderOpti
         "id": spec["id"],
         "key": key,
         "repo": metadata["repo"],
+        "root": entry.get("root"),  # the history's first commit: its identity wherever crawled
         "shard": spec["shard"],
         "first_commit_index": metadata["first_commit_index"],
         "last_commit_index": metadata["last_commit_index"],

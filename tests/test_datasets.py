@@ -55,12 +55,58 @@ def test_edits_and_frames_read_as_datasets_with_no_arguments(data):
     table = pads.dataset(data / "frames", format="parquet").to_table()
     assert table.num_rows == chunk_rows
     assert set(table.column_names) == set(schema.load("frames").names)
-    try:
-        import pandas
-    except ImportError:  # not a dependency; checked where it is installed
-        return
+    import duckdb
+    import pandas
+    import polars
+
     assert len(pandas.read_parquet(data / "edits")) == edit_rows
     assert len(pandas.read_parquet(data / "frames")) == chunk_rows
+    # Polars takes a folder only when every file in it is Parquet: a glob, as for DuckDB
+    assert len(polars.read_parquet(data / "edits" / "*" / "*.parquet")) == edit_rows
+    assert (
+        polars.scan_parquet(data / "frames" / "*" / "*.parquet")
+        .select(polars.len())
+        .collect()
+        .item()
+        == chunk_rows
+    )
+    sql = f"SELECT count(*) FROM read_parquet('{data}/frames/*/*.parquet')"
+    assert duckdb.sql(sql).fetchall()[0][0] == chunk_rows
+
+
+def _readme_block(marker: str) -> str:
+    """The README's Python block that starts with `marker`."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    start = text.index("```python\n" + marker) + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readmes_duckdb_query_and_chunk_decoding_run_as_written(data):
+    """What the README shows other tools doing: a DuckDB query over the sessions table and the
+    shards, and the 15 lines that decode a chunk's frames with zstandard and numpy alone."""
+    import numpy as np
+
+    query = _readme_block("import duckdb")
+    scope = {"DATA": str(data)}
+    exec(query, scope)  # noqa: S102 - the README's own code, run as a user would
+    by_repo = scope["by_repo"]
+    assert sorted(r[0] for r in by_repo) == sorted(
+        s.repo for s in ghframes.open_dataset(str(data)).sessions()
+    )
+    decode = _readme_block("import numpy as np, zstandard")
+    scope = {}
+    exec(decode, scope)  # noqa: S102
+    ds = ghframes.open_dataset(str(data))
+    for info in ds.sessions():
+        session = ds.session(info.id)
+        table = pq.read_table(
+            data / "frames" / _manifest(data, "frames")["sessions"][info.id]["shard"]
+        )
+        for row in table.to_pylist():
+            n, first = row["num_frames"], row["first_frame"]
+            got = scope["cells"](row["frames"], n, row["frame_itemsize"])
+            assert np.array_equal(got, session.frames[first : first + n])
+            assert np.array_equal(scope["cells"](row["fg"], n, 1), session.fg[first : first + n])
 
 
 def test_the_manifests_state_files_and_sessions_table_have_names_readers_skip(data):

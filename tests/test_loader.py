@@ -192,7 +192,8 @@ def test_split_by_repo_refuses_one_repository(data, tmp_path):
         "of 'local/t2' (use split_by='session')"
     )
     sid = next(iter(one))
-    del manifest["sessions"][sid]["repo"]
+    for field in ("repo", "key", "root"):  # what names a session's repository (plan.repository_of)
+        manifest["sessions"][sid].pop(field, None)
     path = tmp_path / "norepo" / "frames" / "_manifest.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(manifest))

@@ -14,6 +14,7 @@ from ghframes.training.plan import (
     held_out_repos,
     lane_of,
     plan_epoch,
+    session_repos,
     split_key,
     window_of,
     worker_of,
@@ -56,6 +57,10 @@ def test_held_out_split_is_stable():
         split_key("id", {"repo": "github.com/o/r", "first_commit_index": 4}) == "github.com/o/r@4"
     )
     assert split_key("id", {}) == "id"
+    # Two repositories of one name (two folders called `repo`): their keys tell them apart.
+    one, two = ({"repo": "repo", "key": f"repo-{h}", "first_commit_index": 0} for h in "ab")
+    assert split_key("x", one) != split_key("y", two)
+    assert set(session_repos({"x": one, "y": two}, "m", "DATA").values()) == {"repo-a", "repo-b"}
 
 
 def test_held_out_repos_is_a_fraction_of_whole_repositories():

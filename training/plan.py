@@ -31,12 +31,21 @@ def hash64(*parts) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def repository_of(summary: dict) -> str | None:
+    """The repository a session's manifest summary is of: its history's `root` commit (the same
+    wherever the repository was crawled from, and two folders both named `repo` are two roots;
+    forks share a root, and the crawl mines only one of them), else its `key` (DATA/edits' key,
+    unique per repository crawled), else its `repo` name; None when it names none of them."""
+    return summary.get("root") or summary.get("key") or summary.get("repo")
+
+
 def split_key(session_id: str, summary: dict) -> str:
-    """What decides a session's split: `repo@first_commit_index` from its manifest summary,
-    neither of which depends on where DATA lives or on the render options (both part of the
-    id); the id itself for manifests without them."""
-    if "repo" in summary and "first_commit_index" in summary:
-        return f"{summary['repo']}@{summary['first_commit_index']}"
+    """What decides a session's split: `repository@first_commit_index` from its manifest
+    summary (`repository_of`), neither of which depends on where DATA lives or on the render
+    options (both part of the id); the id itself for manifests without them."""
+    repository = repository_of(summary)
+    if repository and "first_commit_index" in summary:
+        return f"{repository}@{summary['first_commit_index']}"
     return session_id
 
 
@@ -63,17 +72,17 @@ def session_repos(summaries: dict[str, dict], manifest: str, source: str) -> dic
     """{session id: repository} of the manifest's {session id: summary}, for split_by="repo",
     which needs the repository of every session and two or more repositories."""
     for sid, summary in summaries.items():
-        if "repo" not in summary:
+        if not repository_of(summary):
             raise GhframesError(
                 f"{manifest}: session {sid} names no repo; split_by='repo' needs the "
                 "repository of every session (render again, or use split_by='session')"
             )
-    repos = {sid: summary["repo"] for sid, summary in summaries.items()}
-    names = sorted(set(repos.values()))
-    if len(names) == 1:
+    repos = {sid: repository_of(summary) for sid, summary in summaries.items()}
+    if len(set(repos.values())) == 1:
+        name = next(s.get("repo") or repository_of(s) for s in summaries.values())
         raise GhframesError(
             f"{source}: split_by='repo' needs at least two repositories; every "
-            f"session is of {names[0]!r} (use split_by='session')"
+            f"session is of {name!r} (use split_by='session')"
         )
     return repos
 

@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "viewer": "ghframes.bench.viewer:bench_viewer",
     "loader": "ghframes.bench.loader:bench_loader",
     "training": "ghframes.bench.training:bench_training",
+    "scale": "ghframes.bench.scale:bench_scale",
 }
 
 

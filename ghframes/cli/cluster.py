@@ -100,17 +100,37 @@ def check_reachable(address: str | None, timeout: float) -> None:
         ) from None
 
 
+def token_available(env=os.environ) -> bool:
+    """Whether this machine holds a Ray authentication token where Ray looks for one:
+    RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token (what `ray
+    get-auth-token --generate` writes, and what a head started with it enables token
+    authentication from)."""
+    if env.get("RAY_AUTH_TOKEN"):
+        return True
+    path = env.get("RAY_AUTH_TOKEN_PATH") or os.path.join(
+        os.path.expanduser("~"), ".ray", "auth_token"
+    )
+    return os.path.isfile(path)
+
+
 @contextlib.contextmanager
 def connect_bounds(address: str | None, timeout: float) -> Iterator[None]:
-    """Around the first `import ray` and `ray.init`, which read them: Ray's connection
-    retries bounded by `timeout`, for a head
-    whose port answers but is no Ray (measured with Ray 2.60: 2 s gives up after about 14 s,
-    where unbounded it waited minutes). The operator's own settings win."""
-    bounds = [] if address is None else [n for n in WAIT_VARIABLES if n not in os.environ]
-    for name in bounds:
-        os.environ[name] = str(max(1, math.ceil(timeout)))
+    """Around the first `import ray` and `ray.init`, which read them, when connecting to a
+    cluster: Ray's connection retries bounded by `timeout`, for a head whose port answers but
+    is no Ray (measured with Ray 2.60: 2 s gives up after about 14 s, where unbounded it waited
+    minutes); and token authentication (RAY_AUTH_MODE=token) when a token is available: a head
+    `ray start --head` started on a machine holding one (Ray 2.60's default) refuses clients
+    without it, and one without authentication accepts them too. The operator's own settings
+    win."""
+    settings = {}
+    if address is not None:
+        settings = {name: str(max(1, math.ceil(timeout))) for name in WAIT_VARIABLES}
+        if token_available():
+            settings["RAY_AUTH_MODE"] = "token"
+    settings = {name: value for name, value in settings.items() if name not in os.environ}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        for name in bounds:
+        for name in settings:
             del os.environ[name]

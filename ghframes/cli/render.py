@@ -101,7 +101,7 @@ def _run(args, env) -> int:
         print(
             shown(
                 f"up to date: {repos} repositor{'ies' if repos != 1 else 'y'}, {n} "
-                f"session{'s' * (n != 1)}, {frames} frames in {args.data}/frames"
+                f"session{'s' * (n != 1)}, {frames:,} frames in {args.data}/frames"
             )
         )
         return 0
