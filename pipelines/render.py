@@ -1,11 +1,13 @@
 """Render pipeline on Ray: plan each repository into sessions, then one task per session.
 
-A plan task reads a repository's edit shards, hashes them (the input identity) and counts each
-commit's frames without drawing them, then groups commits into sessions. A render task draws one
-session and publishes its shard atomically under a name derived from that identity; if the
-shard is already there (an earlier run got that far), it only reads its footer. The manifest is
-written last. So a run killed at any moment and started again finishes with every session
-exactly once, and two runs over the same input write byte-identical shards.
+A plan task reads a repository's edit shards, counts each commit's frames without drawing
+them, groups commits into sessions and hashes each session's own commits' edit rows (its input
+identity). A render task draws one session and publishes its shard atomically under a name
+derived from that identity; if the shard is already there (an earlier run, or a session an
+incremental crawl did not change), it only reads its footer. The manifest is written last; a
+run that finds every repository's edits and options as the previous manifest records them
+starts no Ray and writes nothing. So a run killed at any moment and started again finishes
+with every session exactly once, and two runs over the same input write byte-identical shards.
 
 A repository that fails to render keeps the sessions the previous manifest listed for it,
 marked `stale`. After the manifest, shards it does not list (earlier renders under other
@@ -53,7 +55,7 @@ def session_names(
     key: str, digest: str, options: RenderOptions, first: int, last: int
 ) -> tuple[str, str]:
     """(session id, shard path relative to DATA/frames): from the input identity only, `digest`
-    being that of the session's own commits (`session_digest`)."""
+    being that of the session's own commits (plan_repo: a hash of their `commit_digest`s)."""
     slug = shards.safe_name(key)
     identity = json.dumps(
         [digest, options.as_dict(), RENDERER_VERSION, first, last], sort_keys=True
