@@ -1,16 +1,21 @@
 """Starting Ray for a pipeline: an embedded local Ray, or a cluster reached within a timeout.
 
 Connecting to a head whose port answers but is no Ray (a proxy, another server) makes
-`ray.init` retry, each retry a warning line from Ray's C++ core on stderr. The retries are
-bounded by Ray's own settings, read at `import ray` and `ray.init` (the command line sets them
-from --ray-timeout: `ghframes/cli/cluster.py`); what is left is one error line after them.
+`ray.init` retry, each retry a warning line from Ray's C++ core. The retries are bounded by
+Ray's own settings, read at `import ray` and `ray.init` (the command line sets them from
+--ray-timeout: `ghframes/cli/cluster.py`); the warnings are kept off the terminal while Ray
+starts (`_core_output`), so what the user sees is one error line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 
 import ray
 
@@ -103,16 +108,48 @@ def init_ray(
         where = f"at {address}" if address is not None else "(embedded, on this machine)"
         say(f"starting Ray {where} …")
     kwargs = {"include_dashboard": False, "log_to_driver": log_to_driver}
-    if address is None:
-        ray.init(num_cpus=num_cpus, configure_logging=False, **kwargs)
-        ray_is_up()
-        return True
-    try:
-        ray.init(address=address, configure_logging=False, **kwargs)
-    except ConnectionError as exc:
-        lines = str(exc).strip().splitlines() or ["no answer"]
-        raise GhframesError(
-            f"--ray-address {address}: {lines[0]} within {timeout:g} s (--ray-timeout)"
-        ) from None
+    with _core_output(log_dir) as keep:
+        if address is None:
+            ray.init(num_cpus=num_cpus, configure_logging=False, **kwargs)
+        else:
+            try:
+                ray.init(address=address, configure_logging=False, **kwargs)
+            except ConnectionError as exc:
+                lines = str(exc).strip().splitlines() or ["no answer"]
+                raise GhframesError(
+                    f"--ray-address {address}: {lines[0]} within {timeout:g} s (--ray-timeout)"
+                ) from None
+        keep()
     ray_is_up()
     return True
+
+
+@contextlib.contextmanager
+def _core_output(data: str | None) -> Iterator[Callable[[], None]]:
+    """While Ray starts or connects: what its C++ core writes to file descriptor 2 itself
+    (`Failed to connect to GCS ...` while it retries a head) goes to a scratch file instead of
+    the terminal; `keep()`, once Ray is up, appends it to DATA/_logs/ray.log (a local DATA), and
+    a run that never reaches Ray drops it: its one error line says what happened."""
+    kept = False
+
+    def keep() -> None:
+        nonlocal kept
+        kept = True
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield keep
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            scratch.seek(0)
+            text = scratch.read()
+    if kept and text and data is not None and "://" not in data:
+        path = os.path.join(data, RAY_LOG)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab") as log:
+            log.write(text)
