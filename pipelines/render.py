@@ -168,13 +168,7 @@ def _up_to_date(fs, frames_root: str, previous: dict, options, fingerprints: dic
         or previous.get("renderer_version") != RENDERER_VERSION
     ):
         return {}
-    on_disk = {
-        info.path
-        for info in fs.get_file_info(
-            pafs.FileSelector(frames_root, allow_not_found=True, recursive=True)
-        )
-        if info.type == pafs.FileType.File
-    }
+    on_disk = {info.path for info in _files(fs, frames_root)}
     if not {f"{frames_root}/{shards.MANIFEST}", f"{frames_root}/{SESSIONS}"} <= on_disk:
         return {}  # written under former names, or without the sessions table: write them
     sessions = previous.get("sessions", {})
@@ -211,14 +205,18 @@ def _keep_earlier(fs, frames_root: str, previous: dict[str, dict], key: str) -> 
     return earlier
 
 
+def _files(fs, frames_root: str) -> list[pafs.FileInfo]:
+    """Every file under `frames_root` (none when it does not exist yet)."""
+    selector = pafs.FileSelector(frames_root, recursive=True, allow_not_found=True)
+    return [info for info in fs.get_file_info(selector) if info.type == pafs.FileType.File]
+
+
 def _unreferenced_shards(fs, frames_root: str, keep: set[str]) -> list[pafs.FileInfo]:
     """Shards under `frames_root` whose path relative to it is not in `keep`."""
-    selector = pafs.FileSelector(frames_root, recursive=True, allow_not_found=True)
     return [
         info
-        for info in fs.get_file_info(selector)
-        if info.type == pafs.FileType.File
-        and info.base_name.endswith(".parquet")
+        for info in _files(fs, frames_root)
+        if info.base_name.endswith(".parquet")
         and not info.base_name.startswith(("_", "."))  # the sessions table, temporaries
         and info.path.startswith(f"{frames_root}/")
         and info.path[len(frames_root) + 1 :] not in keep

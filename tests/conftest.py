@@ -26,6 +26,15 @@ def short_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="ray-", dir="/tmp")
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def ray_local(tmp_path_factory):
     """One embedded local Ray for the whole test session (it costs ~3 s and ~600 MB to start)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from waiting import wait_for_files, wait_for_line
 
-from conftest import crawl, edit_rows, edits_manifest, short_tmpdir
+from conftest import crawl, edit_rows, edits_manifest, free_port, short_tmpdir
 from ghframes import cli, sample
 from ghframes.store import schema, shards
 
@@ -75,18 +74,12 @@ def _fs(data: Path, name: str):
     return fs, f"{root}/edits/{name}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def git_daemon(tmp_path):
     """`git daemon` serving tmp_path/served on loopback; yields (base folder, port)."""
     base = tmp_path / "served"
     base.mkdir()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "git",
@@ -134,7 +127,7 @@ def test_clones_over_git_protocol_and_fetches_incrementally(make_repo, git_daemo
 def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, tmp_path, capsys):
     good = make_repo("good")
     good.commit("one", {"a.py": "x = 1\n"})
-    bad = f"git://127.0.0.1:{_free_port()}/nothing.git"  # nothing listens there
+    bad = f"git://127.0.0.1:{free_port()}/nothing.git"  # nothing listens there
     data = tmp_path / "data"
     assert crawl(str(good.path), bad, "--out", str(data)) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import short_tmpdir
+from conftest import free_port, short_tmpdir
 from ghframes import sample
 
 RAY = str(Path(sys.executable).with_name("ray"))
 GHFRAMES = [sys.executable, "-m", "ghframes"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _node_ports() -> list[str]:
@@ -36,7 +29,7 @@ def _node_ports() -> list[str]:
     the embedded Ray of other tests, or the other node here, may hold them."""
     flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port")
     flags += ("--runtime-env-agent-port", "--metrics-export-port")
-    return [part for flag in flags for part in (flag, str(_free_port()))]
+    return [part for flag in flags for part in (flag, str(free_port()))]
 
 
 def _run(argv: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -93,7 +86,7 @@ def cluster(tmp_path_factory):
     try:
         _run([RAY, "get-auth-token", "--generate"], env)
         assert (home / ".ray" / "auth_token").is_file()
-        port, dashboard = _free_port(), _free_port()
+        port, dashboard = free_port(), free_port()
         head = _run(
             [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
             + ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]

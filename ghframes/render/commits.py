@@ -38,7 +38,7 @@ from ghframes.render.terminal import COLS
 from ghframes.render.typed import TypedEdit
 from ghframes.render.typist import person_for
 from ghframes.render.worktree import Worktree, split
-from ghframes.store.gittext import stat_lines
+from ghframes.store.gittext import shortstat, stat_lines
 
 if TYPE_CHECKING:  # for annotations only: session.py, which defines it, imports this module
     from ghframes.render.session import RenderOptions
@@ -240,7 +240,7 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
         summary = [visible(line) for line in first["summary"]]
     else:
         head = "[main"
-        summary = [_legacy_shortstat(len(rows), inserted, deleted), *modes]
+        summary = [shortstat(len(rows), inserted, deleted), *modes]  # edits without git's own
     root = " (root-commit)" if first["parent"] is None else ""
     # The branch is repository text too: shown, never acted on.
     first_line = visible(f"{head}{root} {first['commit'][:7]}] {subject}")
@@ -258,17 +258,6 @@ def _ls_step(folder: str, listing: list[str] | None) -> Step | None:
         return None
     command = f"ls {shell_word(folder)}" if folder else "ls"
     return Step(command, output=[visible(line) for line in lines])
-
-
-def _legacy_shortstat(files: int, inserted: int, deleted: int) -> str:
-    """The summary line computed from the rendered changes, for edits that did not record it."""
-    summary = f" {files} file{'s' if files != 1 else ''} changed"
-    # git prints both counts when both are 0 (a rename or mode change alone)
-    if inserted or not deleted:
-        summary += f", {inserted} insertion{'s' if inserted != 1 else ''}(+)"
-    if deleted or not inserted:
-        summary += f", {deleted} deletion{'s' if deleted != 1 else ''}(-)"
-    return summary
 
 
 def _look_before_committing(
