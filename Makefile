@@ -12,7 +12,7 @@ CRAWL_ARGS  ?=
 RENDER_ARGS ?=
 TRAIN_ARGS  ?=
 
-.PHONY: setup test lint demo crawl render train bench synthetic clean
+.PHONY: setup test lint demo crawl render train bench synthetic scaling clean
 
 setup: $(STAMP)
 
@@ -63,3 +63,9 @@ clean:
 # Serial-depth benchmarks (FRJT, withheld maze): quick preset, 2 CPU cores, under 15 minutes.
 synthetic: setup
 	$(PY) -m ghframes.training.synthetic --preset quick --out $(OUT)/synthetic
+
+# Held-out loss against trained sequence length (the seed paper's headline): quick preset, 2 CPU
+# cores, under 30 minutes; SCALING_PRESET=full on a GPU.
+SCALING_PRESET ?= quick
+scaling: setup
+	$(PY) -m ghframes.training.scaling --preset $(SCALING_PRESET) --out $(OUT)/scaling

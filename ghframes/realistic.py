@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import pathlib
 import random
 
+DEFAULT_PACKAGES = ("pyte", "tqdm")  # the render benchmark's and the demo corpus's sources
 
-def realistic_history(num_files: int = 12, edits_per_file: int = 3) -> list[list[dict]]:
-    """A deterministic edit history over real source files (pyte's and tqdm's, installed here).
+
+def realistic_history(
+    num_files: int = 12,
+    edits_per_file: int = 3,
+    packages: tuple[str, ...] = DEFAULT_PACKAGES,
+    seed: int = 0,
+) -> list[list[dict]]:
+    """A deterministic edit history over real source files (of the installed `packages`).
 
     Files are added one per commit (up to 4,000 characters each, typed in full), and each
     earlier file then gets commits that change, insert and delete a few lines: the mix of long
-    typing runs and navigation a repository's early history shows.
+    typing runs and navigation a repository's early history shows. The history depends only on
+    the arguments and the installed packages' sources.
     """
-    import pyte
-    import tqdm
-
     sources = []
-    for package in (pyte, tqdm):
-        folder = pathlib.Path(package.__file__).parent
+    for package in packages:
+        folder = pathlib.Path(importlib.import_module(package).__file__).parent
         sources += sorted(folder.glob("*.py"))
     sources = [p for p in sources if p.stat().st_size > 1500][:num_files]
-    rng = random.Random(0)
+    rng = random.Random(seed)
     texts: dict[str, str] = {}
     commits: list[list[dict]] = []
 

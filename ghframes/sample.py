@@ -301,22 +301,31 @@ def build(path: str) -> pygit2.Repository:
     return repo
 
 
-def build_corpus(path: str, num_files: int = 12, edits_per_file: int = 4) -> pygit2.Repository:
+def build_corpus(
+    path: str,
+    num_files: int = 12,
+    edits_per_file: int = 4,
+    packages: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> pygit2.Repository:
     """A larger repository at `path` for the demo's training run: real Python source typed in.
 
     The history is `ghframes.realistic.realistic_history` (the render benchmark's): the installed
     sources of pyte and tqdm added one file per commit, then edited, as a project's early history
     looks. The sample repository above shows every corner case; this one gives the model enough
     ordinary typing (about 44,000 frames) that held-out sessions can show it learning.
+    `packages` and `seed`: the same kind of history over other installed sources (the scaling
+    experiment's corpora, training/scaling).
     """
-    from ghframes.realistic import realistic_history
+    from ghframes.realistic import DEFAULT_PACKAGES, realistic_history
 
     if os.path.exists(path):
         raise FileExistsError(path)
     repo = pygit2.init_repository(path, bare=False, initial_head="main")
     files: dict[str, tuple[bytes, int]] = {}
     parents: list[pygit2.Oid] = []
-    for i, changes in enumerate(realistic_history(num_files, edits_per_file)):
+    history = realistic_history(num_files, edits_per_file, packages or DEFAULT_PACKAGES, seed)
+    for i, changes in enumerate(history):
         for change in changes:
             if change["status"] == "deleted":
                 del files[change["path"]]
