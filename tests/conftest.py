@@ -199,3 +199,20 @@ def same(a: list[dict], b: list[dict]) -> None:
     for x, y in zip(a, b, strict=True):
         for k in x:
             assert torch.equal(x[k], y[k]), k
+
+
+# --- the simulator and the model acting in it (test_environment.py, test_sample.py) --------------
+
+
+@pytest.fixture(scope="session")
+def sample_sessions(tmp_path_factory, sample_repo, ray_local) -> str:
+    """DATA of the sample repository, crawled and rendered through the command line into
+    sessions of at most 1,500 frames: four, so that three start past its first commit and the
+    trainer has one to hold out."""
+    from ghframes import cli
+
+    data = tmp_path_factory.mktemp("sample-sessions") / "data"
+    assert cli.main(["crawl", str(sample_repo), "--out", str(data), "--no-progress"]) == 0
+    argv = ["render", str(data), "--no-progress", "--max-frames-per-session", "1500"]
+    assert cli.main(argv) == 0
+    return str(data)

@@ -1,9 +1,10 @@
 """The checkpoint: tensors and plain data only, read with weights_only; a file that would run
 code, or is no checkpoint at all, is refused with one line; `ghframes.training.load`; what the
-model saw (colour or characters only) recorded and read back."""
+model saw (colour or characters only) recorded and read back; a resume keeps its --steps."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -154,7 +155,8 @@ def test_resume_at_the_end_of_an_epoch_starts_the_next(tmp_path, monkeypatch):
     ):
         assert torch.equal(a, b), name
     train(small_run(tmp_path / "c", steps=3), TINY, env={}, log=quiet)
-    again = train(small_run(tmp_path / "c", steps=6, resume="auto"), TINY, env={}, log=quiet)
+    longer = small_run(tmp_path / "c", steps=6, resume="auto", reschedule=True)
+    again = train(longer, TINY, env={}, log=quiet)
     assert again.step == 6 and again.last["epoch"] == 1
 
 
@@ -164,7 +166,7 @@ def test_a_trainer_error_line_is_printed_escaped(tmp_path, capsys):
 
     afile = tmp_path / "run\x1b]0;pwned\x07"
     afile.write_text("kept")
-    assert main(["--out", str(afile), "--steps", "1"]) == 2
+    assert main(["--data", "fake", "--out", str(afile), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert err.strip().endswith("run^[]0;pwned^G: exists and is not a directory")
@@ -174,7 +176,7 @@ def test_with_and_without_colour_on_the_same_data(tmp_path):
     """The comparison the README reports, one flag apart on the same batches: each checkpoint
     records whether its model saw colour, and loads back as that model."""
     colour = train(small_run(tmp_path / "colour"), TINY, env={}, log=quiet)
-    _, mono_cfg, _ = resolve(build_parser().parse_args(["--no-model-colour"]), {})
+    _, mono_cfg, _ = resolve(build_parser().parse_args(["--data", "fake", "--no-model-colour"]), {})
     mono = train(small_run(tmp_path / "mono"), mono_cfg, env={}, log=quiet)
     assert colour.last["loss"] != mono.last["loss"]
     for run, seen in ((colour, True), (mono, False)):
@@ -202,4 +204,38 @@ def test_a_checkpoint_from_before_colour_is_a_monochrome_model(tmp_path, capsys)
         f"train: error: {path}: checkpoint is of another model config: "
         "colour=False (checkpoint) vs True (this run)"
     )
-    assert run_main(tmp_path, "--resume", "auto", "--steps", "2", "--no-model-colour") == 0
+    assert (
+        run_main(tmp_path, "--resume", "auto", "--steps", "2", "--reschedule", "--no-model-colour")
+        == 0
+    )
+
+
+def test_changing_steps_on_resume_is_refused_unless_rescheduled(tmp_path, capsys):
+    """The cosine schedule spans --steps: resuming with another number would change the
+    learning rate from the resumed step on. Refused in one line; --reschedule accepts it, and
+    a constant schedule, which --steps does not shape, needs nothing."""
+    from ghframes.training.optim import lr_multiplier
+
+    assert run_main(tmp_path, "--steps", "4", "--stop-at", "2", "--warmup-steps", "1",
+                    "--log-every", "1") == 0  # fmt: skip
+    capsys.readouterr()
+    metrics = (tmp_path / "metrics.jsonl").read_text()
+    (tmp_path / "metrics.jsonl").unlink()
+    path = tmp_path / "checkpoint.pt"
+    assert refuse(tmp_path, capsys, "--resume", "auto", "--steps", "6", "--warmup-steps", "1") == (
+        f"train: error: {path}: checkpoint is at step 2 of a --steps 4 run, whose cosine "
+        "learning-rate schedule spans 4 steps; --steps 6 would change the learning rate from "
+        "here on: resume with --steps 4 (--stop-at N to stop earlier), or add --reschedule to "
+        "continue on a schedule over 6 steps"
+    )
+    assert read_checkpoint(path)["step"] == 2  # nothing written
+    (tmp_path / "metrics.jsonl").write_text(metrics)
+    assert run_main(tmp_path, "--resume", "auto", "--steps", "6", "--warmup-steps", "1",
+                    "--log-every", "1", "--reschedule") == 0  # fmt: skip
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lr = {r["step"]: r["lr_muon"] for r in records if r["split"] == "train"}
+    cfg = small_run(tmp_path)
+    for step in (3, 6):  # the learning rate of step N is set before it, at 0-based step N - 1
+        assert lr[step] == pytest.approx(cfg.lr_muon * lr_multiplier(step - 1, 6, 1, "cosine", 0.1))
+    assert read_checkpoint(path)["train_config"]["steps"] == 6  # later resumes keep 6
+    assert run_main(tmp_path, "--resume", "auto", "--steps", "8", "--schedule", "constant") == 0

@@ -162,11 +162,11 @@ def test_trainer_refuses_to_resume_on_other_data(data, tmp_path, capsys):
     metrics = (out / "metrics.jsonl").read_text()
     capsys.readouterr()
     fewer = other_data(data, tmp_path, drop=True)
-    assert run_main(out, "--data", fewer, "--resume", "auto", "--steps", "2") == 2
+    assert run_main(out, "--data", fewer, "--resume", "auto", "--steps", "2", "--reschedule") == 2
     assert capsys.readouterr().err == (
         f"train: error: {out / 'checkpoint.pt'}: loader state is of other data: the sessions of "
         f"split 'train' of {fewer} are not those it was saved on (their keys or lengths differ)\n"
     )
     assert (out / "metrics.jsonl").read_text() == metrics  # nothing written is lost
     moved = other_data(data, tmp_path, drop=False)
-    assert run_main(out, "--data", moved, "--resume", "auto", "--steps", "2") == 0
+    assert run_main(out, "--data", moved, "--resume", "auto", "--steps", "2", "--reschedule") == 0

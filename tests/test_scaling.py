@@ -90,11 +90,17 @@ def test_presets_refuse_a_batch_that_does_not_divide():
 
 
 @pytest.fixture(scope="module")
-def scaling_data(tmp_path_factory, ray_local):
+def scaling_data(tmp_path_factory):
+    """The test preset's corpus, crawled and rendered by `python -m ghframes` subprocesses."""
+    from conftest import short_tmpdir
+
     from ghframes.training.scaling.corpus import build_data
 
     data = str(tmp_path_factory.mktemp("scaling") / "data")
-    return build_data(PRESETS["test"], data, log=lambda _: None)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_TMPDIR", short_tmpdir())
+        env.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        return build_data(PRESETS["test"], data, log=lambda _: None)
 
 
 def test_the_context_control_scores_the_same_frames_cut_into_pieces(scaling_data):
@@ -164,3 +170,42 @@ def test_bad_data_is_one_line(tmp_path, capsys):
     assert main(["--preset", "test", "--out", str(tmp_path / "o"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scaling: error: ") and str(tmp_path) in err[0]
+
+
+def test_throughput_reports_frames_memory_and_flops_on_a_cpu(tmp_path, capsys):
+    from ghframes.training.fake_batches import FakeBatches
+    from ghframes.training.model import PRESETS, ActionModel
+    from ghframes.training.scaling.throughput import flops_per_frame, measure
+
+    small = {"merge_dims": (8, 16, 32), "stage_blocks": (1, 0), "d_model": 32, "heads": 2}
+    result = measure("tiny", "cpu", [4, 32], 1, 1, 0, "off", model_overrides=small)
+    short, long = result["rows"]
+    assert [short["L"], long["L"]] == [4, 32] and result["device"] == "cpu"
+    for row in result["rows"]:
+        assert row["frames_per_s"] == pytest.approx(
+            row["L"] / row["seconds_per_step"], rel=0.01, abs=0.06
+        )
+        assert row["cells_per_s"] / (48 * 160) == pytest.approx(
+            row["frames_per_s"], rel=0.01, abs=0.06
+        )
+        assert row["mfu"] is None  # no known peak for a CPU
+    # streaming BPTT: autograd holds one chunk (16 frames) whatever L beyond it
+    assert long["peak_memory_bytes"] < 8 * short["peak_memory_bytes"]
+    assert result["memory_long_over_short"] == pytest.approx(
+        long["peak_memory_bytes"] / short["peak_memory_bytes"], abs=1e-3
+    )
+    # a frame's FLOPs: at least forward and backward (3x) of the first 2x2 merge's linear layer
+    cfg = dataclasses.replace(PRESETS["tiny"], action_vocab=len(FakeBatches.action_names), **small)
+    per_frame = flops_per_frame(ActionModel(cfg), torch.device("cpu"), None)
+    assert per_frame == pytest.approx(result["model_flops_per_frame"], rel=1e-6)
+    first_merge = 2 * (48 * 160 // 4) * 4 * cfg.merge_dims[0] * cfg.merge_dims[1]
+    assert per_frame > 3 * first_merge
+
+
+def test_throughput_refuses_bad_lengths_in_one_line(capsys):
+    from ghframes.training.scaling.throughput import main as throughput
+
+    assert throughput(["--device", "cpu", "--lengths", "16,x"]) == 2
+    assert capsys.readouterr().err.strip() == "throughput: error: --lengths 16,x: not integers"
+    assert throughput(["--device", "cpu", "--lengths", "0"]) == 2
+    assert "positive integers" in capsys.readouterr().err

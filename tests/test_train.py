@@ -1,4 +1,5 @@
-"""The trainer: a two-step run, exact resume, torchrun with 2 processes, configuration, bad input."""
+"""The trainer: a two-step run, exact resume, torchrun with 2 processes, bad input (its
+configuration: test_train_config.py; held-out evaluation: test_evaluate.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ import ghframes.training.train as train_module
 from ghframes.errors import GhframesError
 from ghframes.store import schema
 from ghframes.training.checkpoint import read_checkpoint
-from ghframes.training.config import TrainConfig, build_parser, resolve
+from ghframes.training.config import TrainConfig
 from ghframes.training.fake_batches import FakeBatches
-from ghframes.training.model import PRESETS, ActionModel, colour_planes
+from ghframes.training.model import PRESETS, ActionModel
 from ghframes.training.streaming import streaming_bptt
 from ghframes.training.train import main, train
 
@@ -30,7 +31,7 @@ TINY = PRESETS["tiny"]
 def small_run(out: Path, **overrides) -> TrainConfig:
     """A run that takes well under a second per step on one core."""
     settings = dict(
-        out=str(out), batch_size=2, seq_len=16, chunk_len=8, steps=2, warmup_steps=1, log_every=1,
+        data="fake", out=str(out), batch_size=2, seq_len=16, chunk_len=8, steps=2, warmup_steps=1, log_every=1,
         eval_every=0, eval_batches=1, checkpoint_every=0, threads=1, progress=False,
     )  # fmt: skip
     return TrainConfig(**{**settings, **overrides})
@@ -104,7 +105,7 @@ DDP_SCRIPT = textwrap.dedent(
     from ghframes.training.distributed import average_gradients
     from ghframes.training.train import train
     out, rank = sys.argv[1], int(os.environ["RANK"])
-    cfg = TrainConfig(out=out, batch_size=2, seq_len=8, chunk_len=4, steps=2, warmup_steps=1, log_every=1,
+    cfg = TrainConfig(data="fake", out=out, batch_size=2, seq_len=8, chunk_len=4, steps=2, warmup_steps=1, log_every=1,
                       eval_every=0, eval_batches=1, threads=1, progress=False, plot=False)
     torch.distributed.init_process_group("gloo")  # kept for the check below; train() uses it
     result = train(cfg, PRESETS["tiny"], env=os.environ, log=lambda _: None)
@@ -164,88 +165,6 @@ def test_torchrun_two_processes_keep_identical_parameters(tmp_path):
         torch.testing.assert_close(grads0[name], param.grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
-# -- configuration --------------------------------------------------------------------------------
-
-
-def test_config_precedence(tmp_path):
-    config = tmp_path / "run.toml"
-    config.write_text(
-        'preset = "tiny"\n[train]\nsteps = 5\nbatch_size = 3\n[model]\nd_model = 48\nlstm_layers = 3\ncolour = false\n'
-    )
-    env = {
-        "GHFRAMES_TRAIN_STEPS": "7",
-        "GHFRAMES_TRAIN_SEQ_LEN": "24",
-        "GHFRAMES_MODEL_D_MODEL": "40",
-    }
-    args = build_parser().parse_args(
-        ["--config", str(config), "--steps", "9", "--model-merge-dims", "8,16,32"]
-    )
-    cfg, model_cfg, preset = resolve(args, env)
-    assert (cfg.steps, cfg.batch_size, cfg.seq_len) == (9, 3, 24)  # flag > env > file > default
-    assert (model_cfg.d_model, model_cfg.lstm_layers, model_cfg.merge_dims) == (40, 3, (8, 16, 32))
-    assert model_cfg.stage_blocks == TINY.stage_blocks and preset == "tiny"
-    assert TINY.colour and not model_cfg.colour  # the file's [model] colour = false
-    args = build_parser().parse_args(["--config", str(config), "--model-colour"])
-    assert resolve(args, {"GHFRAMES_MODEL_COLOUR": "0"})[1].colour  # flag > env > file
-    assert not resolve(build_parser().parse_args(["--no-model-colour"]), {})[1].colour
-    args = build_parser().parse_args(["--config", str(config), "--preset", "paper"])
-    cfg, model_cfg, _ = resolve(args, {})
-    assert (
-        model_cfg.merge_dims == PRESETS["paper"].merge_dims and model_cfg.d_model == 48
-    )  # file's [model]
-    assert (cfg.batch_size, cfg.device) == (3, "cuda")  # the file beats the preset's batch 512
-    cfg, _, _ = resolve(build_parser().parse_args(["--preset", "paper"]), {})
-    assert (cfg.batch_size, cfg.chunk_len) == (512, 4)
-
-
-def test_split_by_flag():
-    assert resolve(build_parser().parse_args([]), {})[0].split_by == "session"
-    args = build_parser().parse_args(["--split-by", "repo"])
-    assert resolve(args, {})[0].split_by == "repo"
-    env = {"GHFRAMES_TRAIN_SPLIT_BY": "repo"}
-    assert resolve(build_parser().parse_args([]), env)[0].split_by == "repo"
-
-
-@pytest.mark.parametrize(
-    ("argv", "env", "message"),
-    [
-        (["--chunk-len", "0"], {}, "train config: chunk_len must be >= 1, got 0"),
-        (["--steps", "many"], {}, "--steps: train setting steps must be an integer, got 'many'"),
-        (["--bptt", "full"], {}, "train config: unknown bptt 'full'; valid: streaming, plain"),
-        (["--split-by", "file"], {}, "train config: unknown split_by 'file'; valid: session, repo"),
-        (["--preset", "huge"], {}, "unknown model preset 'huge'; valid presets: paper, tiny"),
-        ([], {"GHFRAMES_TRAIN_LR_MUON": "fast"}, "environment GHFRAMES_TRAIN_LR_MUON: train setting lr_muon must be a number, got 'fast'"),
-        ([], {"GHFRAMES_TRAIN_STPES": "3"}, "environment GHFRAMES_TRAIN_STPES: unknown train setting 'stpes'; valid: "),
-        ([], {"GHFRAMES_MODEL_ACTION_VOCAB": "99"}, "environment GHFRAMES_MODEL_ACTION_VOCAB: model setting action_vocab comes from the data (the loader); it cannot be set"),
-        (["--lr-muon", "nan"], {}, "train config: lr_muon must be a finite number, got nan"),
-        (["--lr-adamw", "inf"], {}, "train config: lr_adamw must be a finite number, got inf"),
-        (["--grad-clip", "nan"], {}, "train config: grad_clip must be a finite number (0: no clipping), got nan"),
-        (["--grad-clip=-inf"], {}, "train config: grad_clip must be a finite number (0: no clipping), got -inf"),
-        (["--min-lr-ratio", "nan"], {}, "train config: min_lr_ratio must be a finite number, got nan"),
-        ([], {"GHFRAMES_TRAIN_WEIGHT_DECAY": "NaN"}, "train config: weight_decay must be a finite number, got nan"),
-        (["--muon-weight-decay", "-0.1"], {}, "train config: muon_weight_decay must be >= 0, got -0.1"),
-        (["--beta1", "1"], {}, "train config: beta1 must lie in [0, 1), got 1.0"),
-        (["--beta2", "inf"], {}, "train config: beta2 must be a finite number, got inf"),
-        (["--min-lr-ratio", "1.5"], {}, "train config: min_lr_ratio must lie in [0, 1], got 1.5"),
-    ],
-)  # fmt: skip
-def test_config_errors_name_the_value(argv, env, message, capsys, tmp_path):
-    assert main([*argv, "--out", str(tmp_path)], env=env) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"train: error: {message}"), err
-    assert len(err.strip().splitlines()) == 1
-
-
-def test_every_number_setting_refuses_nan_and_inf():
-    """No float field escapes the finiteness check (a new one would otherwise take nan)."""
-    numbers = [f.name for f in dataclasses.fields(TrainConfig) if f.type in (float, "float")]
-    assert len(numbers) == 8
-    for name in numbers:
-        for bad in (float("nan"), float("inf")):
-            with pytest.raises(GhframesError, match=f"^train config: {name} must be a finite"):
-                TrainConfig(**{name: bad})
-
-
 def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
     afile = tmp_path / "notes.txt"
     afile.write_text("kept")
@@ -262,20 +181,11 @@ def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys)
         assert not Path("/proc/x").exists()
 
 
-def test_config_file_errors(tmp_path, capsys):
-    config = tmp_path / "run.toml"
-    config.write_text("[optimizer]\nlr = 1\n")
-    assert main(["--config", str(config)], env={}) == 2
-    assert capsys.readouterr().err == (
-        f"train: error: {config}: unknown config section(s) optimizer; valid: preset, train, model\n"
-    )
-
-
 # -- bad input: refused before any training time is spent -------------------------------------------
 
 
 def run_main(tmp_path: Path, *argv: str) -> int:
-    return main(["--out", str(tmp_path), "--batch-size", "2", "--seq-len", "8", "--chunk-len", "4",
+    return main(["--data", "fake", "--out", str(tmp_path), "--batch-size", "2", "--seq-len", "8", "--chunk-len", "4",
                  "--steps", "1", "--eval-batches", "1", "--threads", "1", "--no-progress", "--no-plot", *argv],
                 env={})  # fmt: skip
 
@@ -352,7 +262,7 @@ def test_checkpoint_of_another_split(tmp_path, capsys):
     assert refuse(tmp_path, capsys, "--resume", "auto", "--split-by", "repo").endswith(
         "resume with --split-by session"
     )
-    assert run_main(tmp_path, "--resume", "auto", "--steps", "2") == 0
+    assert run_main(tmp_path, "--resume", "auto", "--steps", "2", "--reschedule") == 0
 
 
 def test_action_vocabulary_mismatch_with_checkpoint(tmp_path, capsys, monkeypatch):
@@ -393,90 +303,6 @@ def test_module_entry_points(tmp_path):
         )
         assert done.returncode == 0, done.stderr
         assert "--chunk-len" in done.stdout and "--model-d-model" in done.stdout
-
-
-def test_every_flag_has_help_and_the_help_an_example(capsys):
-    """Each flag says its meaning, valid values and default; --help ends with examples."""
-    parser = build_parser()
-    for action in parser._actions:
-        if action.dest == "help":
-            continue
-        assert action.help and len(action.help) > 20, action.option_strings
-        assert "default" in action.help, action.option_strings
-    for field in dataclasses.fields(TrainConfig):
-        assert field.metadata["help"], field.name
-    with pytest.raises(SystemExit) as done:
-        main(["--help"])
-    assert done.value.code == 0
-    text = capsys.readouterr().out
-    assert "\nexamples:\n  python -m ghframes.training.train --data DATA --out runs/x" in text
-    flat = " ".join(text.split())
-    assert "--seq-len SEQ_LEN timesteps per training sequence; an integer >= 1; default 64" in flat
-    assert "--lr-adamw LR_ADAMW peak learning rate of AdamW" in flat
-    assert "default 0.003 (preset paper: 0.0003)" in flat  # the default preset, tiny, sets it
-
-
-def test_resolve_rejects_unknown_model_setting(tmp_path):
-    config = tmp_path / "run.json"
-    config.write_text(json.dumps({"model": {"width": 3}}))
-    with pytest.raises(
-        GhframesError, match=rf"^{config} \[model\]: unknown model setting 'width'; valid: "
-    ):
-        resolve(build_parser().parse_args(["--config", str(config)]), {})
-
-
-class ListSource:
-    """Held-out batches from a list, resumable like the loader."""
-
-    def __init__(self, batches: list[dict]):
-        self.batches, self.at = batches, 0
-
-    def state_dict(self) -> dict:
-        return {"at": self.at}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.at = state["at"]
-
-    def __iter__(self):
-        while self.at < len(self.batches):
-            self.at += 1
-            yield self.batches[self.at - 1]
-
-
-def test_evaluation_skips_empty_lanes_without_changing_the_result():
-    """Lanes with no valid step are not computed; the loss over the valid steps, with each
-    lane's state carried from batch to batch, is what the full model computes."""
-    from ghframes.training.distributed import Processes
-    from ghframes.training.evaluate import evaluate
-    from ghframes.training.fake_batches import random_batch
-    from ghframes.training.metrics import Accumulator
-
-    torch.manual_seed(0)
-    model = ActionModel(
-        dataclasses.replace(TINY, char_vocab=128, action_vocab=len(FakeBatches.action_names))
-    )
-    b, t = 3, 8
-    batches = [random_batch(model.cfg, b, t, torch.device("cpu"), seed=k) for k in range(2)]
-    for k, batch in enumerate(batches):
-        batch["mask"][1] = False  # a lane with no held-out session
-        if k:
-            batch["mask"][2, 3:] = False  # a lane whose session ends
-    cfg = small_run(Path("unused"), batch_size=b, seq_len=t, chunk_len=4, eval_batches=2)
-    acc = Accumulator(FakeBatches.action_names, t, torch.device("cpu"))
-    procs = Processes(0, 1, torch.device("cpu"))
-    with torch.no_grad():
-        got = evaluate(model, ListSource(batches), {"at": 0}, cfg, acc, procs, None)
-        state, losses, count = None, 0.0, 0
-        for batch in batches:
-            inputs = (batch["frames"], batch["cursor"], batch["reset"], state)
-            logits, state = model.unroll(*inputs, **colour_planes(batch))
-            mask = batch["mask"]
-            losses += torch.nn.functional.cross_entropy(
-                logits[mask], batch["actions"][mask], reduction="sum"
-            )
-            count += int(mask.sum())
-    assert got["timesteps"] == count == 8 + 3 + 8 + 8
-    assert got["loss"] == pytest.approx(float(losses) / count, rel=1e-5)
 
 
 def test_tensorboard_scalars(tmp_path):

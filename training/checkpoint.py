@@ -223,19 +223,7 @@ def check_checkpoint(
     world_size: int,
 ) -> None:
     """Refuse to resume from a checkpoint the run does not match."""
-    theirs = ckpt["action_names"]
-    if theirs != action_names:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(action_names, theirs, strict=False)) if a != b),
-            min(len(theirs), len(action_names)),
-        )
-        mine_at = repr(action_names[first]) if first < len(action_names) else "(none)"
-        theirs_at = repr(theirs[first]) if first < len(theirs) else "(none)"
-        raise GhframesError(
-            f"{path}: the action vocabulary of {cfg.data} ({len(action_names)} actions) does not "
-            f"match the checkpoint's ({len(theirs)} actions): first difference at id {first}: "
-            f"{mine_at} in the data, {theirs_at} in the checkpoint"
-        )
+    check_actions(ckpt["action_names"], action_names, path, cfg.data)
     saved = saved_model_config(ckpt)
     mine = dataclasses.asdict(model_cfg)
     diff = [
@@ -257,6 +245,39 @@ def check_checkpoint(
             f"{path}: checkpoint was written by {len(ckpt['loader_state'])} process(es), this "
             f"run has {world_size}; resume with the same number of processes"
         )
+    check_schedule(ckpt, path, cfg)
+
+
+def check_actions(theirs: list[str], mine: list[str], path: Path, data: str) -> None:
+    """Refuse data whose action ids mean other keys than the checkpoint's (`theirs`)."""
+    if theirs == mine:
+        return
+    first = next(
+        (i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
+        min(len(theirs), len(mine)),
+    )
+    mine_at = repr(mine[first]) if first < len(mine) else "(none)"
+    theirs_at = repr(theirs[first]) if first < len(theirs) else "(none)"
+    raise GhframesError(
+        f"{path}: the action vocabulary of {data} ({len(mine)} actions) does not "
+        f"match the checkpoint's ({len(theirs)} actions): first difference at id {first}: "
+        f"{mine_at} in the data, {theirs_at} in the checkpoint"
+    )
+
+
+def check_schedule(ckpt: dict, path: Path, cfg: TrainConfig) -> None:
+    """Refuse a --steps that would silently move a resumed run onto another learning-rate
+    schedule: the cosine decay spans --steps, so the learning rate at the resumed step depends on
+    it. With --reschedule (or a constant schedule, which --steps does not shape) it is allowed."""
+    theirs = ckpt["train_config"].get("steps", cfg.steps)
+    if theirs == cfg.steps or cfg.schedule == "constant" or cfg.reschedule:
+        return
+    raise GhframesError(
+        f"{path}: checkpoint is at step {ckpt['step']} of a --steps {theirs} run, whose cosine "
+        f"learning-rate schedule spans {theirs} steps; --steps {cfg.steps} would change the "
+        f"learning rate from here on: resume with --steps {theirs} (--stop-at N to stop "
+        f"earlier), or add --reschedule to continue on a schedule over {cfg.steps} steps"
+    )
 
 
 def _plain(value):

@@ -7,7 +7,8 @@ Precedence, lowest first (STYLE.md §6):
     4. the environment: GHFRAMES_TRAIN_<FIELD>, GHFRAMES_MODEL_<FIELD>, GHFRAMES_PRESET
     5. command-line flags: --<field> for the run, --model-<field> for the architecture
        (a true/false setting: --<field> / --no-<field>, --model-<field> / --no-model-<field>)
-Invalid values raise GhframesError naming the field, the value and where it came from.
+Invalid values raise GhframesError naming the field, the value and where it came from. `data`
+has no default: a run names its frames (a DATA location, or `fake` for the synthetic sessions).
 
 For example, a monochrome model (characters only) on data with colour: `--no-model-colour`,
 GHFRAMES_MODEL_COLOUR=false, or `colour = false` under [model] of the config file.
@@ -69,14 +70,24 @@ def _setting(default, help: str, valid: str = ""):
     return dataclasses.field(default=default, metadata={"help": help, "valid": valid})
 
 
+NO_DATA = (
+    "no training data: pass --data DATA (rendered frames: a path or an s3:// URI), or --data "
+    "fake for the built-in synthetic sessions (or GHFRAMES_TRAIN_DATA, or data = ... under "
+    "[train] of --config)"
+)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. `data="fake"` trains on the built-in synthetic sessions (tests, dev)."""
+    """One training run. `data` is required; `data="fake"` trains on the built-in synthetic
+    sessions (tests, development)."""
 
-    data: str = _setting(
-        "fake",
-        "the rendered frames to train on, or fake: the built-in synthetic sessions",
-        "a DATA path, a pyarrow.fs URI (s3://...), or fake",
+    data: str = dataclasses.field(
+        metadata={
+            "help": "the rendered frames to train on, or fake: the built-in synthetic sessions "
+            "(tests, development)",
+            "valid": "a DATA path, a pyarrow.fs URI (s3://...), or fake",
+        }
     )
     out: str = _setting(
         "runs/train",
@@ -100,7 +111,12 @@ class TrainConfig:
         "(the whole graph at once; the reference)",
     )
     chunk_len: int = _setting(16, "timesteps per streaming BPTT chunk")
-    steps: int = _setting(300, "total optimizer steps (the learning-rate schedule spans these)")
+    steps: int = _setting(
+        300,
+        "total optimizer steps; the learning-rate schedule spans them, so a --resume keeps the "
+        "checkpoint's --steps (another number is refused unless --reschedule, or --schedule "
+        "constant)",
+    )
     stop_at: int = _setting(
         0, "stop after this step with a checkpoint, as if interrupted (0: run to --steps)"
     )
@@ -151,8 +167,15 @@ class TrainConfig:
     )
     resume: str = _setting(
         "",
-        "checkpoint to continue from",
+        "checkpoint to continue from, on its learning-rate schedule: with the --steps it was "
+        "started with (--stop-at stops earlier; --reschedule to change --steps)",
         "a checkpoint path, auto (OUT/checkpoint.pt if it exists), or empty (start afresh)",
+    )
+    reschedule: bool = _setting(
+        False,
+        "with --resume and a --steps other than the checkpoint's: continue on the cosine "
+        "schedule over the new --steps, taken up at the step resumed from (the learning rate "
+        "jumps to that schedule's value there)",
     )
     progress: bool = _setting(True, "show a progress bar on stderr (rank 0)")
     tensorboard: bool = _setting(
@@ -190,6 +213,8 @@ class TrainConfig:
             raise GhframesError(
                 f"train config: unknown device {self.device!r}; valid: cpu, cuda, cuda:N"
             )
+        if not self.data:
+            raise GhframesError(f"train config: {NO_DATA}")
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -320,8 +345,11 @@ def train_help(name: str) -> str:
         valid = f"{_type_name(typ)} >= {int(name in POSITIVE)}"
     else:
         valid = field.metadata["valid"] or _type_name(typ)
-    by_preset = {p: s.get(name, field.default) for p, s in PRESET_TRAINING.items()}
-    return "; ".join(filter(None, (field.metadata["help"], valid, _defaults(by_preset))))
+    if field.default is dataclasses.MISSING:
+        default = "required, no default (also GHFRAMES_TRAIN_" + name.upper() + ")"
+    else:
+        default = _defaults({p: s.get(name, field.default) for p, s in PRESET_TRAINING.items()})
+    return "; ".join(filter(None, (field.metadata["help"], valid, default)))
 
 
 def model_help(name: str) -> str:
@@ -369,12 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML (or .json) file: top-level preset = NAME, tables [train] and [model] of the "
-        "settings below; default none",
+        help="settings from a file: top-level preset = NAME, tables [train] and [model] of the "
+        "settings below; a TOML file, or JSON when it ends in .json; default none",
     )
     parser.add_argument(
         "--preset",
-        help="model preset, with its run settings: "
+        help="model preset, with its run settings; "
         f"one of {', '.join(sorted(PRESETS))}; default {DEFAULT_PRESET} (or the config file's, "
         "or GHFRAMES_PRESET)",
     )
@@ -442,4 +470,6 @@ def resolve(
         value = getattr(args, "model_" + name, None)
         if value is not None:
             model[name] = coerce(ModelConfig, name, value, "--model-" + _flag(name))
+    if "data" not in train:  # not a dataclass default: a run says what it trains on
+        raise GhframesError(NO_DATA)
     return TrainConfig(**train), dataclasses.replace(PRESETS[preset], **model), preset

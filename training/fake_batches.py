@@ -15,7 +15,8 @@ trainer expects from FrameStream (see train.py, `make_loader`):
     session long  [B, T]              session number
     t       long  [B, T]              index of the frame in its session
 
-A session types Python-like lines (from a small grammar) into a screen whose row 0 is a header;
+A session types Python-like lines (from a small grammar) into a screen whose row 0 is a header
+that starts as the editor's title bar does (so an evaluation counts its keys as the editor's);
 action t is the key typed on frame t ("<Enter>" ends a line, "<C-d>" ends the session). Colour as
 an editor draws it: the header is a bold status bar (white on blue), digits and punctuation have
 their own colours, a keyword turns bold magenta once typed out, and the cursor's line has a grey
@@ -31,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ghframes.render.editor_view import TITLE_LEFT, TITLE_SIDE
 from ghframes.store import schema
 
 # The loader's vocabulary, so that action ids mean what they mean on rendered data.
@@ -168,7 +170,8 @@ class FakeBatches:
         actions = self.session_actions(number)
         screen = np.full((self.rows, self.cols), 32, np.uint8)
         colours = np.zeros((3, self.rows, self.cols), np.uint8)  # fg, bg, attrs
-        header = f"fake session {number:06d} ({self.split})"[: self.cols].encode()
+        title = TITLE_LEFT.ljust(TITLE_SIDE)
+        header = f"{title}fake session {number:06d} ({self.split})"[: self.cols].encode()
         screen[0, : len(header)] = np.frombuffer(header, np.uint8)
         colours[:, 0] = np.array(STATUS, np.uint8)[:, None]
         r, c, word = 1, 0, 0  # cursor; column where the word being typed starts

@@ -5,10 +5,16 @@ Position of a step = steps since the model's state last started from the initial
 or the start of a window when the state is not carried): how much context the LSTM has had. The
 paper analyses loss against it; we report it in log-spaced buckets and as "early" (the first
 quarter of a training sequence's length) against "late" (at least three quarters of it).
+
+An evaluation (evaluate.py; `Accumulator(..., top_k=5)`) also counts top-k accuracy and the
+next-action classes of CLASSES: a key pressed while the screen shows the shell is "shell",
+whatever the key (the shell: no editor title bar on row 0, `at_editor`); a key pressed in the
+editor is classed by what it does (`action_class`). Every step falls in exactly one class.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -24,6 +30,15 @@ NAVIGATE = {
 DELETE = {"<BS>", "<Del>", "<C-k>", "<C-BS>"}
 COMMAND = {"<C-s>", "<C-q>", "<C-c>", "<C-d>"}
 POSITION_EDGES = (0, 16, 64, 256, 1024, 4096)  # bucket i holds positions [edge i, edge i+1)
+
+# Next-action classes of an evaluation, and how its table names them.
+CLASSES = ("printable", "enter", "backspace", "navigation", "save_quit", "shell", "other")
+CLASS_LABELS = {
+    "printable": "printable", "enter": "<Enter>", "backspace": "<BS>",
+    "navigation": "navigation", "save_quit": "save/quit", "shell": "shell", "other": "other",
+}  # fmt: skip
+SAVE_QUIT = {"<C-s>", "<C-q>"}
+OTHER_PRINTABLE = "<other>"  # a printable character outside the vocabulary (schemas/chars.json)
 
 
 def action_kind(name: str) -> str:
@@ -48,6 +63,50 @@ def kind_ids(action_names: list[str]) -> torch.Tensor:
     return torch.tensor([KINDS.index(action_kind(n)) for n in action_names], dtype=torch.long)
 
 
+def action_class(name: str) -> str:
+    """Class (CLASSES) of action `name` pressed in the editor: a printable character (one
+    character, or <other>: one outside the vocabulary), <Enter>, <BS>, navigation (the cursor
+    keys, go-to-line and search), save/quit (<C-s>, <C-q>), or other (<Tab>, <Del>, <C-k>,
+    <C-BS>, verbatim input, <U+XXXX>, prompt cancels). "shell" is never a key's class alone."""
+    if len(name) == 1 or name == OTHER_PRINTABLE:
+        return "printable"
+    if name == "<Enter>":
+        return "enter"
+    if name == "<BS>":
+        return "backspace"
+    if name in NAVIGATE:
+        return "navigation"
+    if name in SAVE_QUIT:
+        return "save_quit"
+    return "other"
+
+
+def class_ids(action_names: list[str]) -> torch.Tensor:
+    """long [A]: index into CLASSES of every action id pressed in the editor."""
+    return torch.tensor([CLASSES.index(action_class(n)) for n in action_names], dtype=torch.long)
+
+
+@functools.cache
+def _title_ids() -> tuple[int, ...]:
+    """Character ids of the first TITLE_SIDE cells of the editor's title bar: its name, then
+    blanks (the file's name is centred clear of them). ASCII, so the same in every id scheme."""
+    from ghframes.render.editor_view import TITLE_LEFT, TITLE_SIDE
+
+    from .chars import char_id
+
+    return tuple(char_id(ord(c)) for c in TITLE_LEFT.ljust(TITLE_SIDE))
+
+
+def at_editor(frames: torch.Tensor) -> torch.Tensor:
+    """bool [B, T]: frame t shows the editor, not the shell. frames: character ids [B, T, R, C].
+
+    The editor (render/editor_view.py) draws its title bar on row 0 whatever the file, with or
+    without colour: `  ghedit` and blanks up to cell TITLE_SIDE. The shell's row 0 is a prompt
+    or command output, which starts so only if a program printed exactly that."""
+    title = torch.tensor(_title_ids(), dtype=frames.dtype, device=frames.device)
+    return (frames[:, :, 0, : len(title)] == title).all(-1)
+
+
 def positions(reset: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
     """long [B, T] steps since the state last started fresh.
 
@@ -68,20 +127,27 @@ class Accumulator:
     """Sums over steps and batches, reduced across processes, summarised as one record.
 
     Every quantity is a sum in one float64 vector, so one all_reduce merges all processes.
+    With `top_k` > 0 (an evaluation) it also sums top-k hits, the classes of CLASSES and accuracy
+    by position; `add` then needs `in_top_k` and `editor`. The trainer's path leaves it 0.
     """
 
-    def __init__(self, action_names: list[str], seq_len: int, device: torch.device):
+    def __init__(self, action_names: list[str], seq_len: int, device: torch.device, top_k: int = 0):
         self.kinds = kind_ids(action_names).to(device)
-        self.seq_len = seq_len
+        self.classes = class_ids(action_names).to(device)
+        self.seq_len, self.top_k = seq_len, top_k
         n_kinds, n_buckets = len(KINDS), len(POSITION_EDGES)
         # layout: loss, correct, count | per kind: correct, count | per bucket: loss, count |
         #         early loss, early count, late loss, late count
         self.size = 3 + 2 * n_kinds + 2 * n_buckets + 4
+        self.base = self.size
+        if top_k:  # then: top-k hits | per class: loss, correct, top-k, count | per bucket: correct
+            self.size += 1 + 4 * len(CLASSES) + n_buckets
         self.sums = torch.zeros(self.size, dtype=torch.float64, device=device)
         self.edges = torch.tensor(POSITION_EDGES[1:], device=device)
 
-    def add(self, step_loss, correct, actions, mask, pos) -> None:
-        """step_loss float [B, T], correct bool [B, T], actions long [B, T], mask bool, pos long."""
+    def add(self, step_loss, correct, actions, mask, pos, in_top_k=None, editor=None) -> None:
+        """step_loss float [B, T], correct bool [B, T], actions long [B, T], mask bool, pos long;
+        with top_k: in_top_k bool [B, T], editor bool [B, T] (frame t shows the editor)."""
         m = mask.double()
         loss = step_loss.double() * m
         hit = correct.double() * m
@@ -106,7 +172,21 @@ class Accumulator:
             ),
             torch.stack([(loss * early).sum(), early.sum(), (loss * late).sum(), late.sum()]),
         ]
+        if self.top_k:
+            shell = torch.full_like(actions, CLASSES.index("shell"))
+            cls = torch.where(editor, self.classes[actions.clamp(0, len(self.classes) - 1)], shell)
+            top = in_top_k.double() * m
+            per_class = (loss, hit, top, m)
+            parts.append(top.sum().view(1))
+            parts += [self._by(cls, values, len(CLASSES)) for values in per_class]
+            parts.append(self._by(bucket, hit, nb))
         self.sums += torch.cat(parts)
+
+    @staticmethod
+    def _by(index: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+        """float64 [n]: sums of `values` by `index` (both [B, T])."""
+        out = torch.zeros(n, dtype=torch.float64, device=values.device)
+        return out.index_add_(0, index.flatten(), values.flatten())
 
     def summary(self, reduce=None) -> dict:
         """The record so far, then zero the sums. `reduce(tensor)` sums over processes in place."""
@@ -119,9 +199,9 @@ class Accumulator:
         kind_hit, kind_count = s[3 : 3 + nk], s[3 + nk : 3 + 2 * nk]
         o = 3 + 2 * nk
         b_loss, b_count = s[o : o + nb], s[o + nb : o + 2 * nb]
-        e_loss, e_count, l_loss, l_count = s[o + 2 * nb :]
+        e_loss, e_count, l_loss, l_count = s[o + 2 * nb : self.base]
         ratio = lambda a, b: round(a / b, 5) if b else None  # noqa: E731
-        return {
+        record = {
             "loss": ratio(loss, count),
             "accuracy": ratio(hit, count),
             "accuracy_by_kind": {
@@ -136,6 +216,32 @@ class Accumulator:
             "loss_late": ratio(l_loss, l_count),
             "timesteps": int(count),
         }
+        if not self.top_k:
+            return record
+        top_key = f"top{self.top_k}_accuracy"
+        nc, o = len(CLASSES), self.base
+        top, o = s[o], o + 1
+        c_loss, c_hit, c_top, c_count = (s[o + i * nc : o + (i + 1) * nc] for i in range(4))
+        b_hit = s[o + 4 * nc :]
+        record[top_key] = ratio(top, count)
+        record["by_class"] = {
+            c: {
+                "timesteps": int(n),
+                "loss": ratio(a, n),
+                "accuracy": ratio(h, n),
+                top_key: ratio(t, n),
+            }
+            for c, a, h, t, n in zip(CLASSES, c_loss, c_hit, c_top, c_count, strict=True)
+        }
+        record["accuracy_by_position"] = {
+            bucket_name(i): ratio(h, c)
+            for i, (h, c) in enumerate(zip(b_hit, b_count, strict=True))
+            if c
+        }
+        record["timesteps_by_position"] = {
+            bucket_name(i): int(c) for i, c in enumerate(b_count) if c
+        }
+        return record
 
 
 class MetricsLog:

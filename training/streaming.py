@@ -41,6 +41,8 @@ class StepOutput:
     step_loss: torch.Tensor  # float [B, T], 0 at invalid steps
     correct: torch.Tensor  # bool [B, T], argmax == action
     state: State  # (h, c) after the last step, detached: the next batch's start in TBPTT
+    in_top_k: torch.Tensor | None = None  # bool [B, T], action among the k largest logits
+    # (streaming_forward with top_k; training steps leave it None)
 
 
 def autocast_for(device: torch.device, amp: torch.dtype | None):
@@ -147,22 +149,30 @@ def streaming_forward(
     state: State | None = None,
     chunk_len: int = 32,
     amp: torch.dtype | None = None,
+    top_k: int = 0,
 ) -> StepOutput:
-    """Evaluation: the forward pass by chunks, no graph at all; loss and accuracy, no gradient."""
+    """Evaluation: the forward pass by chunks, no graph at all; loss and accuracy, no gradient.
+    With `top_k` > 0 also whether each action is among the k most likely (`in_top_k`)."""
     actions, mask = batch["actions"], batch["mask"]
     seq_len = actions.shape[1]
-    chunk_losses, chunk_correct = [], []
+    chunk_losses, chunk_correct, chunk_top = [], [], []
     for s in range(0, seq_len, chunk_len):
         c = slice(s, min(s + chunk_len, seq_len))
         with autocast_for(actions.device, amp):
             x = model.embed(batch["frames"][:, c], batch["cursor"][:, c], **colour_planes(batch, c))
             y, state = model.core(x, state, batch["reset"][:, c])
-            logits = model.head(y)
+            logits = model.head(y)  # (B, C, A)
         chunk_losses.append(step_losses(logits, actions[:, c], mask[:, c]))
         chunk_correct.append(logits.argmax(-1) == actions[:, c])
+        if top_k:  # fewer than k logits above the action's: ties count in its favour, so
+            # an argmax hit is always a top-k hit
+            target = actions[:, c, None].clamp(0, logits.shape[-1] - 1)  # (B, C, 1)
+            above = (logits > logits.gather(-1, target)).sum(-1)  # (B, C)
+            chunk_top.append(above < top_k)
     step_loss, correct = torch.cat(chunk_losses, 1), torch.cat(chunk_correct, 1)  # (B, T)
     loss = (step_loss.sum() / num_valid(actions, mask)).item()
-    return StepOutput(loss, step_loss, correct, state)
+    in_top_k = torch.cat(chunk_top, 1) if top_k else None
+    return StepOutput(loss, step_loss, correct, state, in_top_k)
 
 
 class SavedTensorMeter:

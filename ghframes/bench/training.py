@@ -116,7 +116,7 @@ def _step_seconds(dev: torch.device, cfg: TrainConfig, colour: bool, steps: int)
 def _throughput(dev: torch.device, steps: int = 3) -> list[dict]:
     """The trainer's own step on the tiny preset with its default batch (8 x 64), synthetic data
     with colour; and its cost against the same model reading characters only."""
-    cfg = TrainConfig(device=dev.type)
+    cfg = TrainConfig(data="fake", device=dev.type)
     seconds = _step_seconds(dev, cfg, True, steps)
     monochrome = _step_seconds(dev, cfg, False, steps)
     per = "_per_core" if dev.type == "cpu" else f"_{dev.type}"

@@ -57,6 +57,7 @@ MESSAGE_ROW = ROWS - 1
 RULER_WIDTH = 32  # right-aligned `Ln r/n, Col c` at the end of the status row
 EDITOR_NAME = "ghedit"
 TITLE_SIDE = 12  # cells kept clear at each end of the title bar for the name and `Modified`
+TITLE_LEFT = "  " + EDITOR_NAME  # the title bar's first cells, whatever the file and its state
 VERBATIM = "[ Verbatim Input ]"
 PLAIN_ROW = PLAIN * COLS  # the styles of cells drawn plain: a slice of this
 _RUNS = re.compile(r"(.)\1*", re.S)  # runs of one style in a row's styles
@@ -210,7 +211,7 @@ class EditorView:
 
     def _title_parts(self) -> tuple[str, str]:
         """The title bar: the editor's name, the file's name centred, `Modified` at the right."""
-        left = "  " + EDITOR_NAME
+        left = TITLE_LEFT
         right = "Modified  " if self.modified else ""
         name = _fit_end("".join(glyph(char)[0] for char in self.path), COLS - 2 * TITLE_SIDE)
         width = cells_width(name)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -24,7 +27,7 @@ from . import PRESETS
 from . import preset as preset_named
 from .analysis import analyse, load_runs, markdown, plot
 from .corpus import build_data
-from .runs import HeldOutWindows, finished_run, time_steps, train_run
+from .runs import HeldOutWindows, finished_run, run_one, time_steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
         "least two repositories and held-out sessions of max(L) frames)",
     )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the preset's)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="runs trained at once, one process each (default: the preset's; quick: 2, one "
+        "per core, each on one thread)",
+    )
     return parser
 
 
-def run(preset_name: str, out: str, data: str | None = None, device: str | None = None) -> dict:
-    """Every run of the preset (finished ones are kept), then the report; returns its data."""
+def run(
+    preset_name: str,
+    out: str,
+    data: str | None = None,
+    device: str | None = None,
+    jobs: int | None = None,
+) -> dict:
+    """Every run of the preset (finished ones are kept; `jobs` of them at once, default the
+    preset's), then the report; returns its data."""
     preset = preset_named(preset_name)
     if device:
         preset = dataclasses.replace(preset, train={**preset.train, "device": device})
@@ -68,14 +84,30 @@ def run(preset_name: str, out: str, data: str | None = None, device: str | None 
         f"{', '.join(held_out.repos)} ({held_out.sessions} sessions)",
         flush=True,
     )
+    pending = []
     for seed in preset.seeds:
         for length in preset.lengths:
             if finished_run(preset, runs_dir, length, seed):
                 print(f"L={length} seed {seed}: done before, kept", flush=True)
-                continue
-            train_run(
-                preset, data, held_out, length, seed, runs_dir, lambda m: print(m, flush=True)
-            )
+            else:
+                pending.append((length, seed))
+    jobs = min(jobs or preset.jobs, len(pending))
+    if jobs > 1:
+        # Runs side by side, one process each (spawned: no torch state is forked).
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            for done in as_completed(
+                [pool.submit(run_one, preset, data, n, seed, runs_dir) for n, seed in pending]
+            ):
+                try:
+                    done.result()  # a run's GhframesError ends the experiment here
+                except BrokenProcessPool:
+                    raise GhframesError(
+                        "a run's process ended abruptly (out of memory?); finished runs are kept"
+                    ) from None
+    else:
+        for length, seed in pending:
+            run_one(preset, data, length, seed, runs_dir, held_out)
     per_step = _timing(preset, data, runs_dir / "timing.json")
     report = analyse(preset, load_runs(preset, runs_dir), per_step)
     report["held_out"] = {"repos": held_out.repos, "sessions": held_out.sessions}
@@ -107,7 +139,9 @@ def _timing(preset, data: str, path: Path) -> dict[int, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        run(args.preset, args.out, args.data, args.device)
+        if args.jobs is not None and args.jobs < 1:
+            raise GhframesError(f"--jobs must be >= 1, got {args.jobs}")
+        run(args.preset, args.out, args.data, args.device, args.jobs)
     except GhframesError as exc:
         print(f"scaling: error: {shown(exc)}", file=sys.stderr)
         return 2

@@ -3,14 +3,17 @@
 Repository i types in the sources of CORPUS_PACKAGES[i] (the first is the demo's corpus, the
 render benchmark's history); packages that are not installed are passed over, and a corpus
 whose packages are all missing is named in the error. Crawl and render are the commands a user
-runs (ghframes crawl, ghframes render), so the frames are the current renderer's; when the data
-is already there, both say "up to date" and cost seconds.
+runs (`python -m ghframes crawl`, `... render`, as subprocesses: training/ does not import the
+command line), so the frames are the current renderer's; when the data is already there, both
+say "up to date" and cost seconds.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 from ghframes.errors import GhframesError
@@ -34,7 +37,7 @@ def corpus_packages(preset: Preset) -> list[tuple[str, ...]]:
 
 def build_data(preset: Preset, data: str, log: Callable[[str], None] = print) -> str:
     """DATA with the preset's repositories crawled and rendered; returns `data`."""
-    from ghframes import cli, sample
+    from ghframes import sample
 
     repos = []
     for packages in corpus_packages(preset):
@@ -47,7 +50,8 @@ def build_data(preset: Preset, data: str, log: Callable[[str], None] = print) ->
         ["crawl", *repos, "--out", data],
         ["render", data, "--max-frames-per-session", str(preset.max_frames_per_session)],
     ):
-        code = cli.main(argv)
+        # The commands a user runs, each in its own process (its embedded Ray ends with it).
+        code = subprocess.call([sys.executable, "-m", "ghframes", *argv])
         if code != 0:
             raise GhframesError(f"scaling data: `ghframes {' '.join(argv)}` failed (exit {code})")
     return data

@@ -191,6 +191,28 @@ def train_run(
     return record
 
 
+_HELD_OUT: dict = {}  # per process: the held-out windows, loaded once
+
+
+def run_one(
+    preset: Preset,
+    data: str,
+    length: int,
+    seed: int,
+    folder: Path,
+    held_out: HeldOutWindows | None = None,
+) -> None:
+    """`train_run` with its log on stdout; in a worker process, the held-out windows are
+    loaded by its first run and kept for the next."""
+    if held_out is None:
+        key = (preset.name, data)
+        if key not in _HELD_OUT:
+            device = torch.device(preset.train.get("device", "cpu"))
+            _HELD_OUT[key] = HeldOutWindows(preset, data, device)
+        held_out = _HELD_OUT[key]
+    train_run(preset, data, held_out, length, seed, folder, lambda m: print(m, flush=True))
+
+
 def time_steps(
     preset: Preset, data: str, rounds: int = 3, steps: int = 2, log: Callable[[str], None] = print
 ) -> dict[int, float]:
