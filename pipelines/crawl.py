@@ -110,8 +110,10 @@ def mine_repository(
             state
             and state.get("status") == "ok"
             and state.get("root") == root
-            # Rows mined under another size limit would not match a fresh crawl's.
+            # Rows mined under another size limit or identity (a local repository's before it
+            # carried a hash of its location) would not match a fresh crawl's.
             and state.get("max_file_bytes") == options.max_file_bytes
+            and state.get("repo") == source.repo
         ):
             if state["head"] == head:
                 if state_path != f"{state_folder}/{shards.STATE}":  # ghframes 0.1.0's name
@@ -286,6 +288,8 @@ def _up_to_date(
         entry = entries.get(source.key)
         if entry is None or entry["status"] not in ("ok", "duplicate") or entry.get("stale"):
             return False
+        if entry["repo"] != source.repo:
+            return False  # mined under another identity: mined again
         try:
             head = default_head(open_repository(source, options.cache_dir, fetch=False), source)
         except (GhframesError, pygit2.GitError, OSError, KeyError, ValueError):

@@ -69,6 +69,32 @@ def test_a_crawl_with_nothing_new_starts_no_ray_and_says_so(
         crawl(str(r.path), "--out", str(data))
 
 
+def test_a_repository_crawled_under_its_old_name_is_mined_again_under_its_new_one(
+    make_repo, tmp_path
+):
+    """DATA crawled before a local repository's name carried a hash of its location: the same
+    folder under DATA/edits, its rows mined again under the new name, nothing left of the old."""
+    from ghframes.crawl.sources import parse_source
+
+    r = make_repo("proj")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    (key,) = edits_manifest(data)["repos"]
+    manifest, state = data / "edits" / "_manifest.json", data / "edits" / key / "_state.json"
+    for path in (manifest, state):  # named as before: its folder's name only
+        doc = json.loads(path.read_text())
+        (doc["repos"][key] if path == manifest else doc)["repo"] = "proj"
+        path.write_text(json.dumps(doc))
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    name = parse_source(str(r.path)).repo
+    assert list(edits_manifest(data)["repos"]) == [key]
+    assert edits_manifest(data)["repos"][key]["repo"] == name
+    assert json.loads(state.read_text())["repo"] == name
+    assert set(edit_rows(data).column("repo").to_pylist()) == {name}
+
+
 def _fs(data: Path, name: str):
     fs, root = shards.filesystem(str(data))
     return fs, f"{root}/edits/{name}"
