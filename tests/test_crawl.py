@@ -301,10 +301,15 @@ def test_a_failed_discovery_is_one_line_and_the_rest_are_crawled(make_repo, tmp_
     with serve() as fake:  # every route unset: /orgs/gone/repos is a 404
         code = crawl(str(local.path), "--org", "gone", "--api-url", fake.url, "--out", str(data))
         assert crawl("--org", "gone", "--api-url", fake.url, "--out", str(data)) == 2
-    out, err = capsys.readouterr()
-    assert code == 1
+        out, err = capsys.readouterr()
+        # again: the local source is up to date, and the discovery's failure is still exit 1
+        again = crawl(str(local.path), "--org", "gone", "--api-url", fake.url, "--out", str(data))
+        assert again == 1
+    more, err_again = capsys.readouterr()
+    assert code == 1 and more.startswith("up to date: 1 repository, 1 commits")
     line = "ghframes: error: discovery: gone: no such organisation on "
     assert [x.startswith(line) for x in err.splitlines()] == [True, True], err
+    assert err_again.startswith(line) and len(err_again.splitlines()) == 1, err_again
     (entry,) = edits_manifest(data)["repos"].values()
     assert (entry["repo"], entry["status"]) == (parse_source(str(local.path)).repo, "ok")
     assert "crawled 1/1 repositories" in out

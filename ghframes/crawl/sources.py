@@ -232,6 +232,29 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
     return pygit2.Repository(path)
 
 
+def remote_head(source: Source, cache_dir: str, token: str | None = None) -> str | None:
+    """The commit id the default branch of `source`'s server is at now, asked as `git
+    ls-remote` asks it: one round trip, nothing fetched. None where `source` has no mirror in
+    `cache_dir` yet, or the server names no default branch (a fetch will tell what it is).
+
+    The branch is the one the source names (a GitHub repository's), else the server's HEAD,
+    which is what `_mirror` follows; the credentials are those the fetch would use."""
+    path = os.path.join(cache_dir, source.key + ".git")
+    if not os.path.isdir(path):
+        return None
+    callbacks = _Credentials(token, token_host(source))
+    try:
+        heads = pygit2.Repository(path).remotes["origin"].list_heads(callbacks=callbacks)
+    except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+        raise GhframesError(f"{source.spec}: fetch failed ({_clean(exc, token)})") from None
+    by_name = {head.name: head for head in heads}
+    branch = by_name["HEAD"].symref_target if "HEAD" in by_name else None
+    if source.default_branch:
+        branch = f"refs/heads/{source.default_branch}"
+    head = by_name.get(branch) if branch else None
+    return str(head.oid) if head is not None else None
+
+
 def _remove_abandoned_clones(path: str) -> None:
     """Delete the partial clones of mirror `path` that no live process is still writing.
 
