@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from ghframes import cli, open_dataset, sample
+from ghframes.crawl.sources import parse_source
 
 
 def step(title: str, argv: list[str]) -> None:
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if code != 0:
         sys.exit(f"demo: training failed with exit code {code}")
-    session = next(s for s in open_dataset(args.out).sessions() if s.repo == "sample-repo")
+    name = parse_source(repo).repo
+    session = next(s for s in open_dataset(args.out).sessions() if s.repo == name)
     picture = os.path.join(args.out, "frame.png")
     step(
         "one frame as a picture",

@@ -1,6 +1,9 @@
 """The crawl stage as a Ray program: one task per repository, on an embedded Ray or a cluster.
 
-Two rounds of tasks. `resolve` opens each repository (cloning or fetching its mirror) and finds
+First the driver finds, cheaply, the sources whose default branch has not moved since the
+previous crawl (a local one read in place, a remote one's server asked for its heads, nothing
+fetched); those keep their entries, and a server that does not answer is its source's failure.
+Ray starts only for the others, if any. Two rounds of tasks. `resolve` opens each repository (cloning or fetching its mirror) and finds
 the head and first-parent root commit; repositories sharing a root (forks, mirrors) are then
 mined once, the one an earlier run mined winning, else the first in input order. A task that
 dies of something unforeseen fails only its repository. `mine_repository` mines only commits the
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
@@ -23,7 +27,7 @@ import pygit2
 import ray
 
 from ghframes.crawl import history
-from ghframes.crawl.sources import Source, default_head, open_repository
+from ghframes.crawl.sources import Source, default_head, open_repository, remote_head
 from ghframes.errors import GhframesError
 from ghframes.pipelines.cluster import init_ray
 from ghframes.progress import Progress
@@ -110,8 +114,10 @@ def mine_repository(
             state
             and state.get("status") == "ok"
             and state.get("root") == root
-            # Rows mined under another size limit would not match a fresh crawl's.
+            # Rows mined under another size limit or identity (a local repository's before it
+            # carried a hash of its location) would not match a fresh crawl's.
             and state.get("max_file_bytes") == options.max_file_bytes
+            and state.get("repo") == source.repo
         ):
             if state["head"] == head:
                 if state_path != f"{state_folder}/{shards.STATE}":  # ghframes 0.1.0's name
@@ -264,35 +270,154 @@ def _task_error(source: Source, exc: ray.exceptions.RayError, token: str | None)
     return text.replace(token, "***") if token else text
 
 
-def _up_to_date(
-    fs, edits: str, sources: Sequence[Source], previous: dict, options: CrawlOptions
-) -> bool:
-    """Whether every source is a local repository whose default branch is where the previous
-    crawl, made with the same options, left it (a remote one would need a fetch to tell)."""
-    if not sources or any(s.kind != "path" for s in sources):
-        return False
-    if previous.get("options") != {k: v for k, v in asdict(options).items() if k != "cache_dir"}:
-        return False
+def _recorded(options: CrawlOptions) -> dict:
+    """The options as the manifest records them (the cache's location changes no row)."""
+    return {k: v for k, v in asdict(options).items() if k != "cache_dir"}
+
+
+# Servers asked at once whether a remote source moved (each is one round trip, mostly waiting).
+CHECK_THREADS = 16
+
+
+def _unchanged(
+    fs,
+    edits: str,
+    sources: Sequence[Source],
+    previous: dict,
+    options: CrawlOptions,
+    token: str | None,
+    progress: bool,
+) -> tuple[dict[int, dict], dict[int, str]]:
+    """The sources with nothing to mine, found in the driver: {index: previous entry} for each
+    whose default branch is where the previous crawl, made with the same options and naming it
+    alike, left it (a local repository read in place, a remote one's server asked as `git
+    ls-remote` asks, nothing fetched); and {index: error} for remote ones whose server could
+    not be asked, each that source's failure. Neither needs Ray; every other source does."""
     entries = previous.get("repos", {})
-    names = [f"{edits}/{shards.MANIFEST}"]  # under today's names (a re-run renames 0.1.0's)
-    names += [
-        f"{edits}/{s.key}/{shards.STATE}"
-        for s in sources
-        if entries.get(s.key, {}).get("status") == "ok"
-    ]
-    if any(info.type != pafs.FileType.File for info in fs.get_file_info(names)):
-        return False
-    for source in sources:
+    if not sources or previous.get("options") != _recorded(options):
+        return {}, {}
+
+    def earlier(source: Source) -> dict | None:
         entry = entries.get(source.key)
         if entry is None or entry["status"] not in ("ok", "duplicate") or entry.get("stale"):
-            return False
+            return None
+        return entry if entry["repo"] == source.repo else None  # else mined again, renamed
+
+    candidates = [i for i, s in enumerate(sources) if earlier(s) is not None]
+    states = {  # under today's name (a crawl that mines renames 0.1.0's)
+        i: f"{edits}/{sources[i].key}/{shards.STATE}"
+        for i in candidates
+        if entries[sources[i].key]["status"] == "ok"
+    }
+    found = dict(zip(states, fs.get_file_info(list(states.values())), strict=True))
+    candidates = [i for i in candidates if i not in found or found[i].type == pafs.FileType.File]
+
+    def head_now(source: Source) -> str | None:
+        if source.kind != "path":
+            return remote_head(source, options.cache_dir, token)  # raises: the server failed
         try:
-            head = default_head(open_repository(source, options.cache_dir, fetch=False), source)
+            return str(default_head(open_repository(source, ""), source).id)
         except (GhframesError, pygit2.GitError, OSError, KeyError, ValueError):
-            return False  # the crawl proper reports it
-        if str(head.id) != entry["head"]:
-            return False
-    return True
+            return None  # the crawl proper reports it
+
+    remote = sum(sources[i].kind != "path" for i in candidates)
+    bar = Progress("check", "repo", len(candidates), enabled=progress and remote > 0)
+    unchanged, unreachable = {}, {}
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        futures = {pool.submit(head_now, sources[i]): i for i in candidates}
+        for future in as_completed(futures):
+            i = futures[future]
+            bar.update(1)
+            entry = entries[sources[i].key]
+            try:
+                head = future.result()
+            except GhframesError as exc:
+                unreachable[i] = str(exc)
+                continue
+            if head == entry["head"]:
+                metadata = sources[i].metadata or entry.get("metadata", {})
+                unchanged[i] = entry | {"metadata": metadata}
+    bar.close()
+    return dict(sorted(unchanged.items())), dict(sorted(unreachable.items()))
+
+
+def _mine_on_ray(
+    sources: Sequence[Source],
+    data: str,
+    options: CrawlOptions,
+    token: str | None,
+    owner_of_root: dict[str, str],
+    progress: bool,
+) -> list[dict]:
+    """Resolve and mine `sources` as Ray tasks (Ray is up); their manifest entries, in order.
+
+    `owner_of_root`: {root commit: key of the repository mined for it}, updated as roots are
+    found; a source whose root another owns is a duplicate, not mined again."""
+    resolve_task = ray.remote(resolve).options(max_retries=1)
+    mine_task = ray.remote(mine_repository).options(max_retries=1)
+    bar = Progress("fetch", "repo", len(sources), enabled=progress)
+    resolved = _gather(
+        [resolve_task.remote(s, options, token) for s in sources],
+        lambda i, r: bar.update(1),
+    )
+    bar.close()
+    entries: list[dict | None] = [None] * len(sources)
+    ref_source = []
+    for i, (source, res) in enumerate(zip(sources, resolved, strict=True)):
+        if isinstance(res, ray.exceptions.RayError):
+            entries[i] = _entry(source, error=_task_error(source, res, token))
+        elif "error" in res:
+            entries[i] = _entry(source, error=res["error"])
+        elif (owner := owner_of_root.setdefault(res["root"], source.key)) != source.key:
+            entries[i] = _entry(
+                source,
+                status="duplicate",
+                root=res["root"],
+                head=res["head"],
+                duplicate_of=owner,
+            )
+        else:
+            ref_source.append(i)
+    # Commits mined, as the tasks report them to a counter actor, polled by the driver.
+    counter = _CommitCounter.remote() if ref_source else None
+    refs = [
+        mine_task.remote(
+            sources[i],
+            data,
+            resolved[i]["head"],
+            resolved[i]["root"],
+            options,
+            token,
+            _reporter(counter, j),
+        )
+        for j, i in enumerate(ref_source)
+    ]
+    share = [resolved[i]["commits"] for i in ref_source]
+    bar = Progress("mine", "commit", sum(share), enabled=progress)
+    finished: dict[int, int] = {}  # task -> commits it mined in all
+    changes = 0
+
+    def show(reported: dict[int, int]) -> None:
+        done = sum(finished.get(j, min(reported.get(j, 0), share[j])) for j in range(len(share)))
+        bar.set(done, extra=f"repos={len(finished)}/{len(share)}, changes={changes:,}")
+
+    def mined(j: int, entry: dict | ray.exceptions.RayError) -> None:
+        nonlocal changes
+        ok = isinstance(entry, dict) and entry["status"] == "ok"
+        finished[j] = share[j] if ok else 0
+        changes += entry["changes"] if ok else 0
+        show(ray.get(counter.counts.remote()))
+
+    def waiting() -> None:
+        show(ray.get(counter.counts.remote()))
+
+    for j, entry in enumerate(_gather(refs, mined, waiting)):
+        i = ref_source[j]
+        if isinstance(entry, ray.exceptions.RayError):
+            entry = _entry(sources[i], error=_task_error(sources[i], entry, token))
+        entries[i] = entry
+    bar.close()
+    return entries
 
 
 def crawl(
@@ -309,7 +434,10 @@ def crawl(
     """Crawl `sources` into DATA/edits and return the manifest written last.
 
     `failed` are sources that failed before the crawl (a GitHub lookup): (source, error),
-    recorded as failures beside the others. `ray_timeout`: seconds to reach `ray_address`."""
+    recorded as failures beside the others. `ray_timeout`: seconds to reach `ray_address`.
+    Ray starts only for sources with something to mine (`_unchanged` tells in the driver);
+    with none, and nothing failed, the manifest is returned with `up_to_date` and nothing is
+    written."""
     fs, edits = _edits_dir(data)
     list(shards.remove_stale_temporaries(fs, edits))
     # A manifest this ghframes cannot read is refused, not overwritten.
@@ -320,88 +448,25 @@ def crawl(
         for e in previous.get("repos", {}).values()
         if (e["status"] == "ok" or e.get("stale")) and e.get("root")
     }
-    if not failed and _up_to_date(fs, edits, sources, previous, options):
+    unchanged, unreachable = _unchanged(fs, edits, sources, previous, options, token, progress)
+    failed = [*((sources[i], error) for i, error in unreachable.items()), *failed]
+    todo = [s for i, s in enumerate(sources) if i not in unchanged and i not in unreachable]
+    current = fs.get_file_info(f"{edits}/{shards.MANIFEST}").type == pafs.FileType.File
+    if not todo and not failed and current:  # under today's name (a re-run renames 0.1.0's)
         return dict(previous, up_to_date=True)  # nothing to mine: no Ray, nothing written
-    # Only sources that failed before the crawl (GitHub lookups): nothing needs Ray.
-    started = bool(sources) and init_ray(
-        ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=progress
-    )
-    try:
-        resolve_task = ray.remote(resolve).options(max_retries=1)
-        mine_task = ray.remote(mine_repository).options(max_retries=1)
-        bar = Progress("fetch", "repo", len(sources), enabled=progress)
-        resolved = _gather(
-            [resolve_task.remote(s, options, token) for s in sources],
-            lambda i, r: bar.update(1),
+    entries = list(unchanged.values())
+    if todo:
+        started = init_ray(
+            ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=progress
         )
-        bar.close()
-        entries: dict[int, dict] = {}
-        refs, ref_source = [], []
-        for i, (source, res) in enumerate(zip(sources, resolved, strict=True)):
-            if isinstance(res, ray.exceptions.RayError):
-                entries[i] = _entry(source, error=_task_error(source, res, token))
-                bar.update(1)
-            elif "error" in res:
-                entries[i] = _entry(source, error=res["error"])
-            elif (owner := owner_of_root.setdefault(res["root"], source.key)) != source.key:
-                entries[i] = _entry(
-                    source,
-                    status="duplicate",
-                    root=res["root"],
-                    head=res["head"],
-                    duplicate_of=owner,
-                )
-            else:
-                ref_source.append(i)
-        # Commits mined, as the tasks report them to a counter actor, polled by the driver.
-        counter = _CommitCounter.remote() if ref_source else None
-        refs = [
-            mine_task.remote(
-                sources[i],
-                data,
-                resolved[i]["head"],
-                resolved[i]["root"],
-                options,
-                token,
-                _reporter(counter, j),
-            )
-            for j, i in enumerate(ref_source)
-        ]
-        share = [resolved[i]["commits"] for i in ref_source]
-        bar = Progress("mine", "commit", sum(share), enabled=progress)
-        finished: dict[int, int] = {}  # task -> commits it mined in all
-        changes = 0
-
-        def show(reported: dict[int, int]) -> None:
-            done = sum(
-                finished.get(j, min(reported.get(j, 0), share[j])) for j in range(len(share))
-            )
-            bar.set(done, extra=f"repos={len(finished)}/{len(share)}, changes={changes:,}")
-
-        def mined(j: int, entry: dict | ray.exceptions.RayError) -> None:
-            nonlocal changes
-            ok = isinstance(entry, dict) and entry["status"] == "ok"
-            finished[j] = share[j] if ok else 0
-            changes += entry["changes"] if ok else 0
-            show(ray.get(counter.counts.remote()))
-
-        def waiting() -> None:
-            show(ray.get(counter.counts.remote()))
-
-        for j, entry in enumerate(_gather(refs, mined, waiting)):
-            i = ref_source[j]
-            if isinstance(entry, ray.exceptions.RayError):
-                entry = _entry(sources[i], error=_task_error(sources[i], entry, token))
-            entries[i] = entry
-        bar.close()
-    finally:
-        if started:
-            ray.shutdown()
-    for k, (source, error) in enumerate(failed):
-        entries[len(sources) + k] = _entry(source, error=error)
+        try:
+            entries += _mine_on_ray(todo, data, options, token, owner_of_root, progress)
+        finally:
+            if started:
+                ray.shutdown()
+    entries += [_entry(source, error=error) for source, error in failed]
     repos = dict(previous.get("repos", {}))
-    for i in sorted(entries):
-        entry = entries[i]
+    for entry in entries:
         if entry["status"] == "failed":
             entry = _keep_earlier(fs, edits, entry)
         repos[entry["key"]] = entry
@@ -409,7 +474,7 @@ def crawl(
     manifest = {
         "table": EDITS,
         "version": edit_schema.version,
-        "options": {k: v for k, v in asdict(options).items() if k != "cache_dir"},
+        "options": _recorded(options),
         "repos": dict(sorted(repos.items())),
     }
     shards.write_manifest(fs, edits, manifest)

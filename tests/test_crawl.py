@@ -9,9 +9,11 @@ import sys
 
 import pytest
 
+import ghframes
 from conftest import crawl, edit_rows, edits_manifest
 from fakegithub import Reply
 from ghframes import cli
+from ghframes.crawl.sources import parse_source
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -20,7 +22,8 @@ def test_crawls_the_sample_repository(sample_repo, tmp_path, capsys):
     data = tmp_path / "data"
     assert crawl(str(sample_repo), "--out", str(data)) == 0
     (entry,) = edits_manifest(data)["repos"].values()
-    assert entry["status"] == "ok" and entry["repo"] == "tally"
+    name = parse_source(str(sample_repo)).repo  # local-HASH/tally: no remote (test_sources)
+    assert entry["status"] == "ok" and entry["repo"] == name and name.endswith("/tally")
     assert entry["commits"] == 18  # 20 commits, 2 of them only on the merged branch
     assert entry["skipped"] == {"binary": 1, "not_utf8": 1, "symlink": 1, "vendored": 1}
     table = edit_rows(data)
@@ -37,7 +40,7 @@ def test_crawls_the_sample_repository(sample_repo, tmp_path, capsys):
             assert row["after"].encode() == shown, (row["commit"], row["path"])
     statuses = {(r["status"], r["path"]) for r in table.to_pylist()}
     assert ("renamed", "tally/__main__.py") in statuses and ("deleted", "notes.txt") in statuses
-    assert "ok        tally: 18 commits" in capsys.readouterr().out
+    assert f"ok        {name}: 18 commits" in capsys.readouterr().out
 
 
 def test_stats_reports_counts(sample_repo, tmp_path, capsys):
@@ -193,11 +196,46 @@ def test_local_repositories_sharing_a_folder_name_are_kept_apart(tmp_path, make_
     assert crawl(str(a.path), str(b.path), "--out", str(data)) == 0
     assert crawl(str(b.path), "--out", str(data)) == 0
     repos = edits_manifest(data)["repos"]
-    assert sorted((e["repo"], e["status"], e["commits"]) for e in repos.values()) == [
-        ("app", "ok", 1),
-        ("app", "ok", 1),
+    names = [parse_source(str(r.path)).repo for r in (a, b)]
+    assert names[0] != names[1] and all(name.endswith("/app") for name in names)
+    assert sorted((e["repo"], e["status"], e["commits"]) for e in repos.values()) == sorted(
+        (name, "ok", 1) for name in names
+    )
+    rows = edit_rows(data).select(["repo", "message"]).to_pylist()
+    assert sorted(rows, key=lambda r: r["message"]) == [
+        {"repo": names[0], "message": "in a\n"},
+        {"repo": names[1], "message": "in b\n"},
     ]
-    assert sorted(edit_rows(data).column("message").to_pylist()) == ["in a\n", "in b\n"]
+
+
+def test_two_folders_named_alike_are_two_repositories_to_split_by(tmp_path, make_repo, capsys):
+    """`one/mirror/repo` and `two/mirror/repo`, no remotes: two `repo` names, the prompt shows
+    the folder, and split_by="repo" holds one out whole."""
+    from ghframes.training.loader import FrameStream
+
+    mirrors = [make_repo(f"{side}/mirror/repo") for side in ("one", "two")]
+    for side, r in zip(("one", "two"), mirrors, strict=True):
+        for k in range(2):
+            r.commit(f"{side} {k}", {f"{side}.py": f"x = {k}\n"})
+    data = tmp_path / "data"
+    assert crawl(*(str(r.path) for r in mirrors), "--out", str(data)) == 0
+    names = sorted(e["repo"] for e in edits_manifest(data)["repos"].values())
+    assert names[0] != names[1] and all(n.endswith("/mirror/repo") for n in names), names
+    assert cli.main(["render", str(data), "--no-progress"], env={}) == 0
+    capsys.readouterr()
+    assert cli.main(["ls", str(data), "--json"], env={}) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted({row["repo"] for row in listed}) == names
+    dataset = ghframes.open_dataset(str(data))
+    repo_of = {s.id: s.repo for s in dataset.sessions()}
+    first_row = dataset.session(next(iter(repo_of))).frames[0, 0]  # the prompt, not the hash
+    assert "".join(chr(c) for c in first_row if c).rstrip() == "dev@ghframes:~/repo$"
+    train, held = (
+        FrameStream(str(data), 1, 16, split=split, eval_fraction=0.01, split_by="repo")
+        for split in ("train", "eval")
+    )
+    sides = [{repo_of[ds.sessions[i].id] for i in ds.split_indices} for ds in (train, held)]
+    assert len(sides[0]) == len(sides[1]) == 1 and sides[0] | sides[1] == set(names)
 
 
 def test_progress_bars_count_repositories_then_commits(make_repo, tmp_path, capsys, monkeypatch):
@@ -245,7 +283,8 @@ def test_a_source_whose_api_lookup_fails_fails_alone(quick_client, make_repo, tm
     (line,) = err.splitlines()
     assert line.startswith("ghframes: error: acme/broken: ") and "answered 500" in line, err
     repos = {e["repo"]: e for e in edits_manifest(data)["repos"].values()}
-    assert (repos["local"]["status"], repos["local"]["commits"]) == ("ok", 1)
+    ok = repos[parse_source(str(local.path)).repo]
+    assert (ok["status"], ok["commits"]) == ("ok", 1)
     broken = repos["github.com/acme/broken"]
     assert broken["status"] == "failed" and broken["error"] == line.removeprefix(
         "ghframes: error: "
@@ -262,10 +301,15 @@ def test_a_failed_discovery_is_one_line_and_the_rest_are_crawled(make_repo, tmp_
     with serve() as fake:  # every route unset: /orgs/gone/repos is a 404
         code = crawl(str(local.path), "--org", "gone", "--api-url", fake.url, "--out", str(data))
         assert crawl("--org", "gone", "--api-url", fake.url, "--out", str(data)) == 2
-    out, err = capsys.readouterr()
-    assert code == 1
+        out, err = capsys.readouterr()
+        # again: the local source is up to date, and the discovery's failure is still exit 1
+        again = crawl(str(local.path), "--org", "gone", "--api-url", fake.url, "--out", str(data))
+        assert again == 1
+    more, err_again = capsys.readouterr()
+    assert code == 1 and more.startswith("up to date: 1 repository, 1 commits")
     line = "ghframes: error: discovery: gone: no such organisation on "
     assert [x.startswith(line) for x in err.splitlines()] == [True, True], err
+    assert err_again.startswith(line) and len(err_again.splitlines()) == 1, err_again
     (entry,) = edits_manifest(data)["repos"].values()
-    assert (entry["repo"], entry["status"]) == ("local", "ok")
+    assert (entry["repo"], entry["status"]) == (parse_source(str(local.path)).repo, "ok")
     assert "crawled 1/1 repositories" in out

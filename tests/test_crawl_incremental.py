@@ -43,6 +43,11 @@ def test_rerun_is_idempotent_and_mines_only_new_commits(make_repo, tmp_path):
     assert edit_rows(data).sort_by("commit_index").equals(edit_rows(fresh).sort_by("commit_index"))
 
 
+def no_ray(*args, **kwargs):
+    """What the crawl pipeline's init_ray is replaced with where Ray must not start."""
+    raise AssertionError("Ray was started")
+
+
 def test_a_crawl_with_nothing_new_starts_no_ray_and_says_so(
     make_repo, tmp_path, monkeypatch, capsys
 ):
@@ -56,10 +61,6 @@ def test_a_crawl_with_nothing_new_starts_no_ray_and_says_so(
     manifest = data / "edits" / "_manifest.json"
     written = manifest.read_bytes()
     capsys.readouterr()
-
-    def no_ray(*args, **kwargs):
-        raise AssertionError("Ray was started")
-
     monkeypatch.setattr(pipeline, "init_ray", no_ray)
     assert crawl(str(r.path), "--out", str(data)) == 0
     assert capsys.readouterr().out == f"up to date: 1 repository, 2 commits in {data}/edits\n"
@@ -67,6 +68,32 @@ def test_a_crawl_with_nothing_new_starts_no_ray_and_says_so(
     r.commit("three", {"a.py": "x = 3\n"})  # something to mine: Ray is needed again
     with pytest.raises(AssertionError, match="Ray was started"):
         crawl(str(r.path), "--out", str(data))
+
+
+def test_a_repository_crawled_under_its_old_name_is_mined_again_under_its_new_one(
+    make_repo, tmp_path
+):
+    """DATA crawled before a local repository's name carried a hash of its location: the same
+    folder under DATA/edits, its rows mined again under the new name, nothing left of the old."""
+    from ghframes.crawl.sources import parse_source
+
+    r = make_repo("proj")
+    r.commit("one", {"a.py": "x = 1\n"})
+    r.commit("two", {"a.py": "x = 2\n"})
+    data = tmp_path / "data"
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    (key,) = edits_manifest(data)["repos"]
+    manifest, state = data / "edits" / "_manifest.json", data / "edits" / key / "_state.json"
+    for path in (manifest, state):  # named as before: its folder's name only
+        doc = json.loads(path.read_text())
+        (doc["repos"][key] if path == manifest else doc)["repo"] = "proj"
+        path.write_text(json.dumps(doc))
+    assert crawl(str(r.path), "--out", str(data)) == 0
+    name = parse_source(str(r.path)).repo
+    assert list(edits_manifest(data)["repos"]) == [key]
+    assert edits_manifest(data)["repos"][key]["repo"] == name
+    assert json.loads(state.read_text())["repo"] == name
+    assert set(edit_rows(data).column("repo").to_pylist()) == {name}
 
 
 def _fs(data: Path, name: str):
@@ -122,6 +149,102 @@ def test_clones_over_git_protocol_and_fetches_incrementally(make_repo, git_daemo
     (entry,) = edits_manifest(data)["repos"].values()
     assert entry["commits"] == 2 and len(entry["shards"]) == 2
     assert [p.name for p in cache.iterdir()] == [entry["key"] + ".git"]
+
+
+def test_an_unchanged_remote_source_is_asked_not_fetched_and_starts_no_ray(
+    make_repo, git_daemon, tmp_path, monkeypatch, capsys
+):
+    """A git:// server on loopback is asked for its heads in the driver: unchanged, the crawl
+    is up to date with no Ray; moved, Ray mines only it (the local source is not mined again)."""
+    from ghframes.pipelines import crawl as pipeline
+
+    base, port = git_daemon
+    work, here = make_repo("work"), make_repo("here")
+    work.commit("one", {"a.py": "x = 1\n"})
+    work.commit("two", {"a.py": "x = 2\n"})
+    here.commit("mine", {"b.py": "y = 1\n"})
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work.path), str(base / "p.git")], check=True
+    )
+    args = (f"git://127.0.0.1:{port}/p.git", str(here.path), "--out", str(tmp_path / "data"))
+    data, manifest = tmp_path / "data", tmp_path / "data" / "edits" / "_manifest.json"
+    assert crawl(*args) == 0
+    written = manifest.read_bytes()
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "init_ray", no_ray)
+        assert crawl(*args) == 0
+        assert capsys.readouterr().out == f"up to date: 2 repositories, 3 commits in {data}/edits\n"
+        assert manifest.read_bytes() == written
+        work.commit("three", {"a.py": "x = 3\n"})
+        work.git("push", "-q", str(base / "p.git"), "main")
+        with pytest.raises(AssertionError, match="Ray was started"):
+            crawl(*args)
+    state = next((data / "edits").glob("here-*/_state.json"))
+    before = state.stat().st_mtime_ns
+    assert crawl(*args) == 0
+    assert sorted(e["commits"] for e in edits_manifest(data)["repos"].values()) == [1, 3]
+    assert state.stat().st_mtime_ns == before  # unchanged: not given to Ray at all
+    assert edits_manifest(data) == json.loads(manifest.read_text())
+
+
+def test_a_remote_source_whose_server_fails_fails_alone_with_no_ray(
+    make_repo, tmp_path, monkeypatch, capsys
+):
+    """The file:// repository a crawl mined is gone: asking for its heads fails, and that is
+    its one line and exit 1, the earlier rows kept (`stale`); the rest need no Ray."""
+    from ghframes.pipelines import crawl as pipeline
+
+    work, here = make_repo("work"), make_repo("here")
+    work.commit("one", {"a.py": "x = 1\n"})
+    here.commit("mine", {"b.py": "y = 1\n"})
+    bare = tmp_path / "served" / "p.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work.path), str(bare)], check=True)
+    url, data = f"file://{bare}", tmp_path / "data"
+    assert crawl(url, str(here.path), "--out", str(data)) == 0
+    capsys.readouterr()
+    bare.rename(tmp_path / "moved.git")
+    monkeypatch.setattr(pipeline, "init_ray", no_ray)
+    assert crawl(url, str(here.path), "--out", str(data)) == 1
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert line.startswith(f"ghframes: error: {url}: fetch failed ("), line
+    entries = {e["kind"]: e for e in edits_manifest(data)["repos"].values()}
+    assert entries["url"]["status"] == "failed" and entries["url"]["stale"]
+    assert entries["url"]["error"] == line.removeprefix("ghframes: error: ")
+    assert (entries["path"]["status"], entries["path"]["commits"]) == ("ok", 1)
+    assert "crawled 1/2 repositories" in out
+    assert len(edit_rows(data)) == 2  # the gone repository's rows are kept
+
+
+def test_an_unchanged_github_repository_is_up_to_date_with_no_ray(
+    github, make_repo, tmp_path, monkeypatch, capsys
+):
+    """OWNER/NAME: looked up in the API, then its default branch asked of its clone URL."""
+    from fakegithub import Reply, repo_obj
+    from ghframes.pipelines import crawl as pipeline
+
+    work = make_repo("work")
+    work.commit("one", {"a.py": "x = 1\n"})
+    bare = tmp_path / "tool.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work.path), str(bare)], check=True)
+    # the default branch the API names, not the server's HEAD, is the one crawled
+    work.git("push", "-q", str(bare), "main:other")
+    subprocess.run(["git", "symbolic-ref", "HEAD", "refs/heads/other"], cwd=bare, check=True)
+    info = repo_obj("acme/tool") | {"clone_url": f"file://{bare}"}
+    github.routes["/repos/acme/tool"] = lambda seen: Reply(200, info)
+    args = ("acme/tool", "--api-url", github.url, "--out", str(tmp_path / "data"))
+    assert crawl(*args) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "init_ray", no_ray)
+        work.commit("elsewhere", {"a.py": "x = 2\n"})
+        work.git("push", "-q", str(bare), "main:other")
+        assert crawl(*args) == 0
+        assert capsys.readouterr().out.startswith("up to date: 1 repository, 1 commits in ")
+        work.git("push", "-q", str(bare), "main")
+        with pytest.raises(AssertionError, match="Ray was started"):
+            crawl(*args)
 
 
 def test_one_failure_does_not_stop_the_others_and_only_it_is_retried(make_repo, tmp_path, capsys):

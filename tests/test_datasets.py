@@ -175,6 +175,12 @@ def test_ls_lists_every_session_and_exports_them(data, tmp_path, capsys):
     assert ls(str(data), "--repo", repo, "--json") == 0
     only = json.loads(capsys.readouterr().out)
     assert only and {r["repo"] for r in only} == {repo} and len(only) < len(rows)
+    key = only[0]["key"]
+    for name in (key, "alpha"):  # by its key, or by its folder (repo is local-HASH/alpha)
+        assert ls(str(data), "--repo", name, "--json") == 0
+        assert json.loads(capsys.readouterr().out) == only, name
+    assert ls(str(data), "--repo", "alph", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
     table = read_sessions_table(str(data))
     assert ls(str(data), "--format", "csv", "-o", str(tmp_path / "s.csv")) == 0
     assert capsys.readouterr().out == f"wrote {tmp_path / 's.csv'}: {len(rows)} sessions as csv\n"

@@ -7,6 +7,7 @@ import json
 import shlex
 
 from ghframes import cli, demo, open_dataset
+from ghframes.crawl.sources import parse_source
 
 
 def printed(out: str, prefix: str) -> list[str]:
@@ -25,7 +26,8 @@ def test_demo_runs_every_stage_and_prints_commands_that_work(
     out = capfd.readouterr().out
 
     sessions = open_dataset(str(data)).sessions()
-    assert {s.repo for s in sessions} == {"sample-repo", "corpus-repo"}
+    names = {parse_source(str(data / folder)).repo for folder in ("sample-repo", "corpus-repo")}
+    assert {s.repo for s in sessions} == names
     assert (data / "frame.png").read_bytes()[:4] == b"\x89PNG"
     assert (data / "train" / "checkpoint.pt").stat().st_size > 0
     metrics = [json.loads(line) for line in (data / "train" / "metrics.jsonl").open()]

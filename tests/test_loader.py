@@ -108,10 +108,10 @@ def test_eval_split_is_held_out(data):
 def test_split_and_order_follow_the_history_not_where_it_was_crawled(
     tmp_path, make_repo, ray_local
 ):
-    """Session ids carry the repository's location (two local repositories may share a folder
-    name), but a session's split and place in the order depend only on its repository name
-    and first commit: the same history crawled from another folder holds out the same
-    sessions and gives the same batches."""
+    """Session ids and a local repository's name carry its location (two local repositories
+    may share a folder name), but a session's frames, split and place in the order depend only
+    on its history and first commit: the same history crawled from another folder renders the
+    same frames, holds out the same sessions and gives the same batches."""
     from ghframes import cli
 
     repo = make_repo("a/proj")
@@ -128,7 +128,7 @@ def test_split_and_order_follow_the_history_not_where_it_was_crawled(
         ds = FrameStream(str(data), 2, 64, "stream", split="eval", eval_fraction=0.5)
         assert len(ds.sessions) >= 6
         ids = {ds.sessions[i].id for i in ds.split_indices}
-        where = {(manifest[i]["repo"], manifest[i]["first_commit_index"]) for i in ids}
+        where = {(manifest[i]["root"], manifest[i]["first_commit_index"]) for i in ids}
         return ids, where, batches(FrameStream(str(data), 2, 64, "window", seed=1))
 
     (ids_a, where_a, train_a), (ids_b, where_b, train_b) = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import threading
@@ -22,8 +23,14 @@ from ghframes.crawl.sources import (
     token_host,
 )
 from ghframes.errors import GhframesError
+from ghframes.store.identity import without_location
 
 TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
+
+
+def location_hash(folder) -> str:
+    """What a local repository's identity carries of its absolute location."""
+    return hashlib.sha256(str(folder).encode()).hexdigest()[:8]
 
 
 @pytest.mark.parametrize(
@@ -33,7 +40,7 @@ TOKEN = "ghp_SecretThatMustNotLeak000000000000000"
         ("git://127.0.0.1:9418/team/proj.git", "url", "127.0.0.1/team/proj"),
         ("ssh://git@example.org/team/proj", "url", "example.org/team/proj"),
         ("git@example.org:team/proj.git", "url", "example.org/team/proj"),
-        ("file:///srv/git/proj.git", "url", "proj"),
+        ("file:///srv/git/proj.git", "url", f"local-{location_hash('/srv/git/proj.git')}/proj"),
         ("torvalds/linux", "github", "github.com/torvalds/linux"),
         ("a-b/c.d_e-f", "github", "github.com/a-b/c.d_e-f"),
     ],
@@ -47,10 +54,11 @@ def test_local_path_wins_over_owner_name(tmp_path, monkeypatch):
     (tmp_path / "owner" / "name").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     source = parse_source("owner/name")
+    folder = tmp_path / "owner/name"
     assert (source.kind, source.repo, source.location) == (
         "path",
-        "name",
-        str(tmp_path / "owner/name"),
+        f"local-{location_hash(folder)}/name",
+        str(folder),
     )
 
 
@@ -178,13 +186,43 @@ def test_a_local_repository_is_named_by_its_origin_else_by_its_folders(make_repo
     assert parse_source(str(clone.path)).repo == "github.com/Owner/Name"
     clone.git("remote", "set-url", "origin", "https://user:secret@example.org/team/tool.git")
     assert parse_source(str(clone.path)).repo == "example.org/team/tool"  # no credentials
-    # no origin: the folder, and with its parent when the folder's name says nothing
+    # a file:// origin says no more than the folder does
+    clone.git("remote", "set-url", "origin", f"file://{tmp_path}/elsewhere.git")
+    named = f"local-{location_hash(clone.path)}/{clone.path.parent.name}/checkout"
+    assert parse_source(str(clone.path)).repo == named
+    # no origin: the folder, with its parent when the folder's name says nothing, and a hash
+    # of where it is, so that two folders of one name are two repositories
     a, b = make_repo("a/repo"), make_repo("b/repo")
     for r in (a, b):
         r.commit("one", {"a.txt": "a\n"})
-    assert parse_source(str(a.path)).repo == "a/repo"
-    assert parse_source(str(b.path)).repo == "b/repo"
+    assert parse_source(str(a.path)).repo == f"local-{location_hash(a.path)}/a/repo"
+    assert parse_source(str(b.path)).repo == f"local-{location_hash(b.path)}/b/repo"
     assert parse_source(str(a.path)).key != parse_source(str(b.path)).key
+    same = [make_repo(f"{side}/x/src") for side in ("left", "right")]
+    for r in same:
+        r.commit("one", {"a.txt": "a\n"})
+    one, two = (parse_source(str(r.path)).repo for r in same)
+    assert one.endswith("/x/src") and two.endswith("/x/src") and one != two
     plain = make_repo("tally")
     plain.commit("one", {"a.txt": "a\n"})
-    assert parse_source(str(plain.path)).repo == "tally"
+    assert parse_source(str(plain.path)).repo == f"local-{location_hash(plain.path)}/tally"
+    # the same folder by its .git folder, a trailing slash or a file:// URL: the same name
+    for spec in (f"{plain.path}/.git", f"{plain.path}/", f"file://{plain.path}"):
+        assert parse_source(spec).repo == parse_source(str(plain.path)).repo, spec
+
+
+def test_a_render_leaves_a_local_repositorys_location_out_of_its_name():
+    assert without_location(f"local-{location_hash('/x/proj')}/proj") == "proj"
+    assert without_location("local-0123abcd/owner+name/repo") == "owner+name/repo"
+    for other in ("github.com/o/n", "local-0123abc/proj", "x/local-0123abcd/proj", "tally"):
+        assert without_location(other) == other
+
+
+def test_a_local_repositorys_key_is_the_one_it_had_before_its_name_carried_a_hash(make_repo):
+    """DATA/edits/<key> of a local repository is named as before, so that a crawl into DATA
+    made then finds its folders (and mines them again, under the new identity)."""
+    plain, mirror = make_repo("tally"), make_repo("owner+name/repo")
+    for r, folder in ((plain, "tally"), (mirror, "owner_name_repo")):
+        r.commit("one", {"a.txt": "a\n"})
+        digest = hashlib.sha256(str(r.path).encode()).hexdigest()[:10]
+        assert parse_source(str(r.path)).key == f"{folder}-{digest}"

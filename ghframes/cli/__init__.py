@@ -346,7 +346,12 @@ example:
 """,
     )
     p.add_argument("data", metavar="DATA", help="dataset folder or URI holding DATA/frames")
-    p.add_argument("--repo", metavar="R", help="only this repository's sessions (default: all)")
+    p.add_argument(
+        "--repo",
+        metavar="R",
+        help="only this repository's sessions: its name, key, or name without the first part "
+        "(pallets/click, or a local folder's NAME) (default: all)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list (default: a table)")
     p.add_argument(
         "--format", choices=["csv", "parquet"], help="write -o FILE as %(choices)s (default: print)"

@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 f"in {args.out}/edits"
             )
         )
-        return 0
+        return 1 if discovery_errors else 0
     for e in entries:
         line = f"{e['status']:9} {e['repo']}: {e['commits']} commits, {e['changes']} changes"
         if e["status"] == "duplicate":

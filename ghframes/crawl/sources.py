@@ -20,6 +20,7 @@ from pygit2.enums import RepositoryOpenFlag
 
 from ghframes.crawl.discover import parse_owner_name
 from ghframes.errors import GhframesError
+from ghframes.store.identity import with_location, without_location
 from ghframes.store.shards import safe_name
 
 URL_SCHEMES = ("https://", "http://", "git://", "file://", "ssh://")
@@ -40,7 +41,8 @@ class Source:
     """One repository to crawl.
 
     `spec` is what the user gave; `repo` the identity written into every row (`github.com/o/n`,
-    `host/path`, or a local folder's name); `location` a local path or a credential-free URL.
+    `host/path`, or `local-HASH/NAME` for a local repository without a remote other than a
+    file:// one, see `local_identity`); `location` a local path or a credential-free URL.
     """
 
     spec: str
@@ -54,14 +56,15 @@ class Source:
     def key(self) -> str:
         """The repository's folder name under DATA/edits: escaped identity plus a hash of it.
 
-        A local repository's identity is only its folder's name, which two repositories can
-        share (`a/app`, `b/app`), so for those the hash is of the absolute location instead.
+        A local repository's is its NAME (the identity without `local-HASH/`) plus a hash of
+        its location as given: the folder it had before identities carried a hash, so that
+        DATA crawled then is found again (and mined anew under the new identity).
         """
-        name = safe_name(self.repo)
         if self.kind == "path" or self.location.startswith("file://"):
+            folder = without_location(self.repo)
             digest = hashlib.sha256(self.location.encode()).hexdigest()[:10]
-            name = f"{name.rsplit('-', 1)[0]}-{digest}"
-        return name
+            return f"{safe_name(folder).rsplit('-', 1)[0]}-{digest}"
+        return safe_name(self.repo)
 
 
 def redact(url: str) -> str:
@@ -77,9 +80,9 @@ def redact(url: str) -> str:
 
 def _url_identity(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    path = parts.path.rstrip("/").removesuffix(".git")
     if parts.scheme == "file":
-        return os.path.basename(path) or "repo"
+        return local_identity(urllib.parse.unquote(parts.path))
+    path = parts.path.rstrip("/").removesuffix(".git")
     host = (parts.hostname or "").lower()
     return f"{host}{path}" if path.startswith("/") else f"{host}/{path}"
 
@@ -91,9 +94,25 @@ PLACEHOLDER_FOLDERS = frozenset(
 )
 
 
+def local_identity(path: str) -> str:
+    """`local-HASH/NAME` for the repository at `path` (a folder, or its `.git` folder): NAME
+    its folder's name without `.git`, with its parent's for a placeholder name (`owner+name/
+    repo`); HASH a short hash of the folder's absolute path (store/identity.py), so that two
+    folders of one name are two repositories. Renders leave HASH out: the shell prompt shows
+    the folder's name, and a history types the same wherever it was crawled from."""
+    folder = os.path.abspath(path).rstrip(os.sep) or os.sep
+    if os.path.basename(folder) == ".git":
+        folder = os.path.dirname(folder)
+    parent, name = os.path.split(folder)
+    name = name.removesuffix(".git") or name or "repo"
+    if name.lower() in PLACEHOLDER_FOLDERS and os.path.basename(parent):
+        name = f"{os.path.basename(parent)}/{name}"
+    return with_location(folder, name)
+
+
 def _path_identity(path: str) -> str:
     """A local repository's identity: its `origin` remote's (`github.com/o/n`), where it has
-    one; else its folder's name (without `.git`; with its parent's for a placeholder name)."""
+    one other than a file:// URL; else `local_identity`."""
     try:
         url = pygit2.Repository(path).remotes["origin"].url
     except (KeyError, ValueError, pygit2.GitError):
@@ -103,14 +122,7 @@ def _path_identity(path: str) -> str:
             url = f"ssh://{m['user']}@{m['host']}/{m['path']}"
         if url.startswith(URL_SCHEMES) and not url.startswith("file://"):
             return _url_identity(redact(url))
-    folder = os.path.abspath(path).rstrip(os.sep)
-    if os.path.basename(folder) == ".git":
-        folder = os.path.dirname(folder)
-    parent, name = os.path.split(folder)
-    name = name.removesuffix(".git") or name
-    if name.lower() in PLACEHOLDER_FOLDERS and os.path.basename(parent):
-        return f"{os.path.basename(parent)}/{name}"
-    return name
+    return local_identity(path)
 
 
 def github_source(owner: str, name: str, clone_url: str | None = None, **kw) -> Source:
@@ -218,6 +230,29 @@ def _mirror(source: Source, cache_dir: str, fetch: bool, token: str | None) -> p
         repo.set_head(origin_head.target)
     os.replace(partial, path)
     return pygit2.Repository(path)
+
+
+def remote_head(source: Source, cache_dir: str, token: str | None = None) -> str | None:
+    """The commit id the default branch of `source`'s server is at now, asked as `git
+    ls-remote` asks it: one round trip, nothing fetched. None where `source` has no mirror in
+    `cache_dir` yet, or the server names no default branch (a fetch will tell what it is).
+
+    The branch is the one the source names (a GitHub repository's), else the server's HEAD,
+    which is what `_mirror` follows; the credentials are those the fetch would use."""
+    path = os.path.join(cache_dir, source.key + ".git")
+    if not os.path.isdir(path):
+        return None
+    callbacks = _Credentials(token, token_host(source))
+    try:
+        heads = pygit2.Repository(path).remotes["origin"].list_heads(callbacks=callbacks)
+    except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+        raise GhframesError(f"{source.spec}: fetch failed ({_clean(exc, token)})") from None
+    by_name = {head.name: head for head in heads}
+    branch = by_name["HEAD"].symref_target if "HEAD" in by_name else None
+    if source.default_branch:
+        branch = f"refs/heads/{source.default_branch}"
+    head = by_name.get(branch) if branch else None
+    return str(head.oid) if head is not None else None
 
 
 def _remove_abandoned_clones(path: str) -> None:

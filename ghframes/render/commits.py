@@ -39,6 +39,7 @@ from ghframes.render.typed import TypedEdit
 from ghframes.render.typist import person_for
 from ghframes.render.worktree import Worktree, split
 from ghframes.store.gittext import shortstat, stat_lines
+from ghframes.store.identity import without_location
 
 if TYPE_CHECKING:  # for annotations only: session.py, which defines it, imports this module
     from ghframes.render.session import RenderOptions
@@ -89,7 +90,8 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
     """The shell commands and editor keys that replay one commit's edit rows."""
     first = rows[0]
     recorded = first.get("summary") is not None  # edits 1.1: the crawl recorded git's output
-    rng = rng_for(options.seed, "shell", first["repo"], first["commit"])
+    repo = without_location(first["repo"])  # the same history types alike from any folder
+    rng = rng_for(options.seed, "shell", repo, first["commit"])
     look, check_status, check_diff = (
         rng.random() < p for p in (LS_PROBABILITY, STATUS_PROBABILITY, DIFF_STAT_PROBABILITY)
     )
@@ -98,7 +100,7 @@ def plan_commit(rows: list[dict], options: RenderOptions) -> CommitPlan:
     check_status = check_status and recorded and branch is not None
     check_diff = check_diff and recorded
     tree = Worktree()
-    person = person_for(options.typist, options.seed, options.typo_rate, first["repo"])
+    person = person_for(options.typist, options.seed, options.typo_rate, repo)
     mass = commit_reason(rows)  # a reformat or search-and-replace over many files
     steps: list[Step] = []
     changes: list[dict] = []

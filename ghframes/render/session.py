@@ -14,6 +14,7 @@ from ghframes.render.editor import Editor
 from ghframes.render.recorder import Recorder
 from ghframes.render.shell import coloured, prompt_for
 from ghframes.render.typist import check_typist, person_for
+from ghframes.store.identity import without_location
 
 RENDERER_VERSION = "4"  # bump when the same input would render different frames
 FINAL_ACTION = "<C-d>"  # the person logs out: the last frame's action
@@ -92,8 +93,11 @@ def render_session(
     Returns (chunk columns, session metadata without its id).
     """
     recorder = Recorder()
-    person = person_for(options.typist, options.seed, options.typo_rate, repo)
-    prompt = prompt_for(repo, options.color)
+    # Drawn from, and shown as, the name without a local repository's location hash: the
+    # same history renders the same frames wherever it was crawled from.
+    name = without_location(repo)
+    person = person_for(options.typist, options.seed, options.typo_rate, name)
+    prompt = prompt_for(name, options.color)
     recorder.terminal.feed(prompt)
     recorder.frame()
     commit_records, change_records = [], []

@@ -6,6 +6,7 @@ rendered before it existed has none, and its rows are then built from the manife
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pyarrow as pa
@@ -43,7 +44,9 @@ def write_sessions_table(fs: pafs.FileSystem, frames_root: str, manifest: dict) 
 
 def read_sessions_table(data: str, repo: str | None = None) -> pa.Table:
     """The sessions table of DATA (built from the manifest where an older render wrote none),
-    only the sessions of repository `repo` (its identity or its key) when given."""
+    only the sessions of repository `repo` when given: its identity, its key, or its identity
+    without the first part (`pallets/click` for `github.com/pallets/click`, a local folder's
+    `proj` for `local-HASH/proj`, which two folders of one name share)."""
     fs, root = shards.filesystem(data)
     frames_root = f"{root}/{FRAMES_DIR}"
     manifest = shards.read_manifest(fs, frames_root, frames_schema())
@@ -56,5 +59,7 @@ def read_sessions_table(data: str, repo: str | None = None) -> pa.Table:
     if table is None or table["id"].to_pylist() != sorted(manifest["sessions"]):
         table = sessions_table(manifest)  # none, or not this manifest's (another writer's)
     if repo is not None:
-        table = table.filter(pc.or_(pc.equal(table["repo"], repo), pc.equal(table["key"], repo)))
+        short = pc.replace_substring_regex(table["repo"], r"^[^/]*/", "", max_replacements=1)
+        names = [table["repo"], table["key"], short]
+        table = table.filter(functools.reduce(pc.or_, (pc.equal(n, repo) for n in names)))
     return table
