@@ -12,7 +12,6 @@ import dataclasses
 import json
 import multiprocessing
 import sys
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -76,7 +75,6 @@ def run(
     folder = Path(out)
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     data = data or build_data(preset, str(folder / "data"))
     held_out = HeldOutWindows(preset, data, torch.device(preset.train.get("device", "cpu")))
     print(
@@ -111,7 +109,6 @@ def run(
     per_step = _timing(preset, data, runs_dir / "timing.json")
     report = analyse(preset, load_runs(preset, runs_dir), per_step)
     report["held_out"] = {"repos": held_out.repos, "sessions": held_out.sessions}
-    report["seconds"] = round(time.perf_counter() - started, 1)
     (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     held = f"{', '.join(held_out.repos)}"
     (folder / "report.md").write_text(markdown(report, {"held_out": held}))

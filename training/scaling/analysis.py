@@ -226,6 +226,7 @@ def plot(report: dict, folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     lengths = report["lengths"]
     paths = []
@@ -242,7 +243,10 @@ def plot(report: dict, folder: Path) -> list[Path]:
             label=f"  alpha {fit['alpha']:.3f}",
         )
     ax.set(xscale="log", yscale="log", xlabel="trained sequence length L", ylabel="held-out loss")
+    ax.minorticks_off()
     ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
     ax.legend(fontsize=7)
     ax.set_title(f"held-out loss against L ({report['preset']})")
     paths.append(_save(fig, folder / "loss_vs_length.png"))
