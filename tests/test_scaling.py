@@ -93,7 +93,6 @@ def test_presets_refuse_a_batch_that_does_not_divide():
 def scaling_data(tmp_path_factory):
     """The test preset's corpus, crawled and rendered by `python -m ghframes` subprocesses."""
     from conftest import short_tmpdir
-
     from ghframes.training.scaling.corpus import build_data
 
     data = str(tmp_path_factory.mktemp("scaling") / "data")
