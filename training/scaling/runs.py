@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def run_config(preset: Preset, data: str, out: Path, length: int, seed: int) -> 
     return TrainConfig(**settings)
 
 
+def amp_for(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 where the trainer would use it (--amp auto on a GPU, or bf16), else None."""
+    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    return torch.bfloat16 if bf16 else None
+
+
 def model_for(preset: Preset, source) -> ModelConfig:
     return dataclasses.replace(
         model_config(preset.model_preset, **preset.model),
@@ -92,7 +99,13 @@ class HeldOutWindows:
         self.control_context = preset.control_context
 
     @torch.no_grad()
-    def losses(self, model: ActionModel, chunk_len: int, context: int | None = None) -> np.ndarray:
+    def losses(
+        self,
+        model: ActionModel,
+        chunk_len: int,
+        context: int | None = None,
+        amp: torch.dtype | None = None,
+    ) -> np.ndarray:
         """float32 [windows, length]: each step's cross-entropy, the state starting fresh at
         each window's start (context None) or every `context` frames."""
         model.eval()
@@ -101,7 +114,7 @@ class HeldOutWindows:
             part = {k: v[a : a + EVAL_GROUP] for k, v in self.batch.items()}
             if context is not None:
                 part = _cut(part, context)
-            loss = streaming_forward(model, part, None, chunk_len).step_loss
+            loss = streaming_forward(model, part, None, chunk_len, amp).step_loss
             out.append(loss.reshape(-1, self.length).float().cpu().numpy())
         model.train()
         return np.concatenate(out)
@@ -127,6 +140,7 @@ def train_run(
     """Train the run, write folder/L<length>-s<seed>.json and .npz; returns the JSON record."""
     cfg = run_config(preset, data, folder, length, seed)
     device = torch.device(cfg.device)
+    amp = amp_for(cfg, device)
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -162,11 +176,11 @@ def train_run(
             opt.set_lr(
                 lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
             )
-            result, _ = train_step(model, opt, batch, None, cfg)
+            result, _ = train_step(model, opt, batch, None, cfg, amp)
             seconds += time.perf_counter() - start
             record["train_loss"].append(round(result.loss, 5))
             if step + 1 in eval_at:
-                step_losses = held_out.losses(model, cfg.chunk_len)
+                step_losses = held_out.losses(model, cfg.chunk_len, amp=amp)
                 losses.append(step_losses)
                 record["evals"].append(
                     {
@@ -181,7 +195,7 @@ def train_run(
                     f"L={length} seed {seed}: step {step + 1}/{preset.steps}, held-out loss "
                     f"{step_losses.mean():.4f} ({seconds:.0f} s of training)"
                 )
-        control = held_out.losses(model, cfg.chunk_len, held_out.control_context)
+        control = held_out.losses(model, cfg.chunk_len, held_out.control_context, amp)
         record["control_loss"] = round(float(control.mean()), 5)
         record["repeated_frames"] = max(0, preset.steps * preset.frames_per_step - available)
     finally:
@@ -229,15 +243,19 @@ def time_steps(
             cfg = run_config(preset, data, Path("."), length, 0)
             source = make_loader(cfg, "train", 0, 1)
             model, opt = build_model(cfg, model_for(preset, source), torch.device(cfg.device))
-            batch = to_device(next_batch(source, iter(source), data)[0], torch.device(cfg.device))
-            train_step(model, opt, batch, None, cfg)  # warm-up
-            setups[length] = (cfg, model, opt, batch)
+            device = torch.device(cfg.device)
+            batch = to_device(next_batch(source, iter(source), data)[0], device)
+            amp = amp_for(cfg, device)
+            train_step(model, opt, batch, None, cfg, amp)  # warm-up
+            setups[length] = (cfg, model, opt, batch, amp)
         times: dict[int, list[float]] = {n: [] for n in preset.lengths}
         for _ in range(rounds):
-            for length, (cfg, model, opt, batch) in setups.items():
+            for length, (cfg, model, opt, batch, amp) in setups.items():
                 start = time.perf_counter()
                 for _ in range(steps):
-                    train_step(model, opt, batch, None, cfg)
+                    train_step(model, opt, batch, None, cfg, amp)
+                if cfg.device.startswith("cuda"):
+                    torch.cuda.synchronize()
                 times[length].append((time.perf_counter() - start) / steps)
     finally:
         torch.set_num_threads(threads)
@@ -253,8 +271,8 @@ def finished_run(preset: Preset, folder: Path, length: int, seed: int) -> dict |
         record = json.loads(path.read_text())
         with np.load(folder / f"L{length}-s{seed}.npz") as arrays:
             shapes = arrays["losses"].shape, arrays["control"].shape
-    except (OSError, ValueError, KeyError):
-        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # absent, or cut short by an interruption: trained again
     if record.get("preset") != json.loads(json.dumps(preset.fingerprint())):
         return None
     expected = (len(preset.eval_steps), shapes[1][0], preset.eval_length)
