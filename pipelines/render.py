@@ -282,11 +282,11 @@ def render_dataset(
     repo_status: dict[str, dict] = {key: dict(status) for key, status in fresh.items()}
     sessions = {sid: previous[sid] for status in fresh.values() for sid in status["sessions"]}
     done_frames = known_frames = sum(s["num_frames"] for s in sessions.values())
-    if on_progress is not None and sessions:
-        on_progress(done_frames, known_frames)
     if len(fresh) == len(repos) and set(last.get("repos", {})) == set(repos):
         # Nothing to draw, nothing to remove: no Ray, and the manifest stays as it is.
         return dict(last, removed={"shards": 0, "bytes": 0}, up_to_date=True)
+    if on_progress is not None and sessions:
+        on_progress(done_frames, known_frames)
     init_ray(
         ray_address, num_cpus, ray_timeout, log_to_driver=False, log_dir=data, announce=announce
     )
