@@ -12,7 +12,7 @@ CRAWL_ARGS  ?=
 RENDER_ARGS ?=
 TRAIN_ARGS  ?=
 
-.PHONY: setup test lint demo crawl render train bench synthetic scaling clean
+.PHONY: setup test lint demo crawl render train bench synthetic statetracking scaling clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,12 @@ clean:
 # Serial-depth benchmarks (FRJT, withheld maze): quick preset, 2 CPU cores, under 15 minutes.
 synthetic: setup
 	$(PY) -m ghframes.training.synthetic --preset quick --out $(OUT)/synthetic
+
+# REPL-trace state tracking (Siems et al.): quick preset, 2 CPU cores, under 20 minutes (11 min
+# measured on a shared VM); STATETRACKING_PRESET=full on a GPU.
+STATETRACKING_PRESET ?= quick
+statetracking: setup
+	$(PY) -m ghframes.training.synthetic.statetracking --preset $(STATETRACKING_PRESET) --out $(OUT)/statetracking
 
 # Held-out loss against trained sequence length (the seed paper's headline): quick preset, 2 CPU
 # cores, under 30 minutes; SCALING_PRESET=full on a GPU.

@@ -153,7 +153,10 @@ def test_generators_are_deterministic_under_a_seed(name):
 def test_generators_reject_depths_outside_their_capacity():
     with pytest.raises(ValueError, match=r"frjt: depths must lie in \[1, 4\], got 1..5"):
         FRJT(max_depth=4).sample(np.random.default_rng(0), np.array([1, 5]))
-    with pytest.raises(ValueError, match="unknown task 'sudoku'; valid names: frjt, maze"):
+    with pytest.raises(
+        ValueError,
+        match="unknown task 'sudoku'; valid names: frjt, maze, repl_a4, repl_s3, repl_s5, repl_z5",
+    ):
         make_task("sudoku")
 
 
@@ -161,14 +164,21 @@ def test_generators_reject_depths_outside_their_capacity():
 # Backbones
 # ------------------------------------------------------------------------------------------
 
-SMALL = {"transformer": 2, "mamba": 2, "lstm": 1, "residual_lstm": 2}  # n_layers per backbone
+SMALL = {  # n_layers per backbone
+    "transformer": 2,
+    "mamba": 2,
+    "lstm": 1,
+    "residual_lstm": 2,
+    "deltanet": 2,
+    "deltanet_neg": 2,
+}
 
 
 def test_registry_lists_valid_names_on_error():
     assert set(SMALL) == set(BACKBONES)
     with pytest.raises(
         ValueError,
-        match="unknown backbone 'rwkv'; valid names: lstm, mamba, residual_lstm, transformer",
+        match="unknown backbone 'rwkv'; valid names: deltanet, deltanet_neg, lstm, mamba, residual_lstm, transformer",
     ):
         make_backbone("rwkv", 16, 1)
 
@@ -277,7 +287,7 @@ def test_backbone_is_causal(name):
     assert (y[:, 6:] - y2[:, 6:]).abs().max() > 1e-3  # the later outputs do see the change
 
 
-@pytest.mark.parametrize("name", ["lstm", "residual_lstm"])
+@pytest.mark.parametrize("name", ["lstm", "residual_lstm", "deltanet", "deltanet_neg"])
 def test_recurrent_state_carries_across_calls(name):
     # A streaming trainer feeds windows one after another; the result must equal one long call.
     torch.manual_seed(0)
@@ -391,6 +401,6 @@ def test_sweep_command_rejects_unknown_names(capsys):
         main(["--out", "x", "--models", "gru:1"])
     assert exc.value.code == 2
     assert (
-        "unknown backbone 'gru'; valid names: lstm, mamba, residual_lstm, transformer"
+        "unknown backbone 'gru'; valid names: deltanet, deltanet_neg, lstm, mamba, residual_lstm, transformer"
         in capsys.readouterr().err
     )

@@ -12,6 +12,8 @@ OUT/checkpoint.pt is one `torch.save`d dict:
     action_names   list[str]: action id -> action string (schemas/actions.json)
     step, epoch    optimizer steps taken; the loader's epoch
     loader_state   one entry per process, by rank (see `process_entry`)
+    tokenizer      only with --actions tokens: the tokenizer (tokens.Tokenizer.to_dict), token id
+                   -> keys; the model predicts its token ids
 
 It holds only tensors and plain data (dicts, lists, strings, numbers, None), and is read with
 `torch.load(weights_only=True)`: a file whose pickle would build anything else (run code) is
@@ -71,6 +73,7 @@ def save_checkpoint(
     step: int,
     epoch: int,
     loader_state: list[dict],
+    tokenizer: dict | None = None,
 ) -> None:
     """Write atomically: a temporary name, then rename."""
     payload = {
@@ -83,6 +86,7 @@ def save_checkpoint(
         "step": step,
         "epoch": epoch,
         "loader_state": loader_state,
+        **({"tokenizer": tokenizer} if tokenizer is not None else {}),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -171,7 +175,12 @@ def load(path: str | os.PathLike) -> Loaded:
     """The model of the checkpoint at `path`, its configs and action vocabulary. Loads only
     tensors and plain data (weights_only); anything else is refused with one error line."""
     path = Path(path)
-    ckpt = read_checkpoint(path)
+    return loaded_from(read_checkpoint(path), path)
+
+
+def loaded_from(ckpt: dict, path: Path) -> Loaded:
+    """`load` of a checkpoint already read (`read_checkpoint`), so that its other fields (the
+    tokenizer of --actions tokens) need no second read."""
     model_cfg = _config(ModelConfig, saved_model_config(ckpt), path)
     train_cfg = _config(TrainConfig, ckpt["train_config"], path)
     model = ActionModel(model_cfg)
@@ -224,6 +233,7 @@ def check_checkpoint(
 ) -> None:
     """Refuse to resume from a checkpoint the run does not match."""
     check_actions(ckpt["action_names"], action_names, path, cfg.data)
+    check_predicts(ckpt, path, cfg.actions)
     saved = saved_model_config(ckpt)
     mine = dataclasses.asdict(model_cfg)
     diff = [
@@ -246,6 +256,16 @@ def check_checkpoint(
             f"run has {world_size}; resume with the same number of processes"
         )
     check_schedule(ckpt, path, cfg)
+
+
+def check_predicts(ckpt: dict, path: Path, actions: str) -> None:
+    """Refuse a run that predicts other targets (--actions) than the checkpoint's model."""
+    saved = ckpt["train_config"].get("actions", "keys")  # before --actions: keys
+    if saved != actions:
+        raise GhframesError(
+            f"{path}: checkpoint predicts {saved} (--actions {saved}), this run {actions}: "
+            f"resume with --actions {saved}"
+        )
 
 
 def check_actions(theirs: list[str], mine: list[str], path: Path, data: str) -> None:

@@ -32,6 +32,7 @@ from .loader import MODES as LOADER_MODES
 from .loader import SPLIT_BY
 from .model import PRESETS, ModelConfig
 from .optim import SCHEDULES
+from .tokens import ACTIONS, TOKEN_VOCAB
 
 # Run settings that belong to a preset. tiny: a 10x AdamW rate for its embeddings and head
 # (make demo, earlier split: held-out loss 2.41 vs 2.88 at 3e-4 after 240 steps). paper: batch 512 (per process:
@@ -48,7 +49,9 @@ AMP_MODES = ("auto", "bf16", "off")
 
 # What TrainConfig requires of its fields; --help shows the same (train_help). Every number
 # (float field) must also be finite: nan passes any comparison and would surface mid-run.
-POSITIVE = ("seq_len", "batch_size", "chunk_len", "steps", "log_every", "eval_batches")
+POSITIVE = (
+    "seq_len", "batch_size", "chunk_len", "steps", "log_every", "eval_batches", "token_vocab",
+)  # fmt: skip
 NON_NEGATIVE = (
     "stop_at", "warmup_steps", "eval_every", "checkpoint_every", "threads", "grad_clip",
     "weight_decay", "muon_weight_decay",
@@ -61,6 +64,7 @@ CHOICES = {
     "bptt": BPTT_MODES,
     "amp": AMP_MODES,
     "schedule": SCHEDULES,
+    "actions": ACTIONS,
 }
 
 
@@ -102,6 +106,18 @@ class TrainConfig:
     split_by: str = _setting(
         "session",
         "what the held-out split holds out whole: sessions, or repositories (repo)",
+    )
+    actions: str = _setting(
+        "keys",
+        "what the model predicts: keys (one action per frame), or tokens: typed-text tokens "
+        "(FBAM_TOK-style: each key, arrow-key and space runs up to 31, frequent words) of a "
+        "tokenizer trained on the train split's key streams and kept in the checkpoint; a token "
+        "can span several frames, and the loss counts only the steps where one starts",
+    )
+    token_vocab: int = _setting(
+        TOKEN_VOCAB,
+        "most tokens with --actions tokens, single keys and runs included (fewer when the data "
+        "holds fewer frequent words)",
     )
     seq_len: int = _setting(64, "timesteps per training sequence")
     batch_size: int = _setting(8, "sequences per step, per process")

@@ -32,6 +32,7 @@ import torch
 from ghframes.errors import GhframesError
 from ghframes.text import shown
 
+from .chars import ACTION_NAMES
 from .config import TrainConfig
 from .distributed import Processes, processes, sum_over_processes, to_device
 from .lstm import State
@@ -39,6 +40,7 @@ from .metrics import CLASS_LABELS, CLASSES, Accumulator, at_editor, positions
 from .model import ActionModel
 from .plan import MODES, SPLITS
 from .streaming import streaming_forward
+from .tokens import Tokenizer, typed_characters
 
 TOP_K = 5  # the top-k accuracy an evaluation reports
 
@@ -56,20 +58,29 @@ def evaluate(
     """Loss and accuracy on `num_batches` batches of `source` from `start_state` on (None:
     `cfg.eval_batches`; 0: until the epoch ends). With `acc.top_k` also top-k and classes.
 
-    Rows without a valid step are not computed: a held-out split of a few sessions leaves most
+    Rows without a frame are not computed: a held-out split of a few sessions leaves most
     of a stream batch's lanes empty. In stream mode each lane's state is kept for the next batch.
-    The record is summed over the processes.
+    The record is summed over the processes. It also holds `loss_sum` (nats over the scored
+    steps), `typed_chars` (the steps whose key types a printable character,
+    tokens.typed_characters) and `loss_per_typed_char`, their ratio: the same measure for a
+    model of keys and one of typed-text tokens (--actions tokens) on the same steps.
     """
     model.eval()
     source.load_state_dict(start_state)
     stream = cfg.mode == "stream"
     state: State | None = None
     prev = torch.full((cfg.batch_size,), -1, device=procs.device)
+    names = getattr(source, "action_names", ACTION_NAMES)  # keys; unsaid: the schema's
+    typed = torch.from_numpy(typed_characters(names)).to(procs.device)
+    sums = torch.zeros(2, dtype=torch.float64, device=procs.device)  # loss, typed characters
     batches = iter(source)
     count = cfg.eval_batches if num_batches is None else num_batches
     for raw in itertools.islice(batches, count or None):
         batch = to_device(raw, procs.device)
-        rows = batch["mask"].any(1).nonzero().flatten()
+        # With tokens, mask is False inside a token too: its frames are still read.
+        keys = batch.get("keys", batch["actions"])
+        real = batch["session"] >= 0 if "keys" in batch else batch["mask"]
+        rows = real.any(1).nonzero().flatten()
         if not len(rows):
             continue
         if stream and state is None:
@@ -82,11 +93,19 @@ def evaluate(
         acc.add(
             out.step_loss, out.correct, batch["actions"], batch["mask"], pos, out.in_top_k, editor
         )
+        chars = (typed[keys[rows]] & real[rows]).sum()
+        sums += torch.stack([out.step_loss.double().sum(), chars.double()])
         if stream:
             state[0][:, rows], state[1][:, rows] = out.state
             prev[rows] = pos[:, -1]
     model.train()
-    return acc.summary(sum_over_processes(procs))
+    reduce = sum_over_processes(procs)
+    if reduce is not None:
+        reduce(sums)
+    loss_sum, chars = sums.tolist()
+    per_char = round(loss_sum / chars, 5) if chars else None
+    extra = {"loss_sum": round(loss_sum, 3), "typed_chars": int(chars)}
+    return {**acc.summary(reduce), **extra, "loss_per_typed_char": per_char}
 
 
 class HeldOut:
@@ -204,7 +223,7 @@ def settings(args: argparse.Namespace, saved: TrainConfig) -> tuple[TrainConfig,
 def run(args: argparse.Namespace) -> dict:
     """The evaluation record of `args` (see the module docstring); GhframesError for bad input."""
     from . import train as trainer  # its data checks; it imports this module for HeldOut
-    from .checkpoint import check_actions, load
+    from .checkpoint import check_actions, loaded_from, read_checkpoint
 
     if not args.checkpoint:
         raise GhframesError("--checkpoint is required: the checkpoint.pt of a training run")
@@ -221,16 +240,26 @@ def run(args: argparse.Namespace) -> dict:
     path = Path(args.checkpoint)
     if path.is_dir():
         raise GhframesError(f"{path}: is a directory, not a checkpoint (try {path}/checkpoint.pt)")
-    loaded = load(path)
+    ckpt = read_checkpoint(path)
+    loaded = loaded_from(ckpt, path)
     model_cfg = loaded.model_config
     cfg, num_batches = settings(args, loaded.train_config)
     if cfg.data == "fake" and num_batches == 0:
         raise GhframesError(
             "--batches 0: the synthetic sessions (--data fake) never end; give a number"
         )
+    tokenizer = None
+    if cfg.actions == "tokens":  # the checkpoint's own, applied to --data
+        tokenizer = Tokenizer.from_dict(ckpt.get("tokenizer"), f"{path}: tokenizer")
+        if len(tokenizer) != model_cfg.action_vocab:
+            raise GhframesError(
+                f"{path}: the tokenizer has {len(tokenizer)} tokens, the model predicts "
+                f"{model_cfg.action_vocab}"
+            )
     with processes(cfg, {}) as procs:  # one process whatever torchrun set
         where = f"{cfg.data} (split {args.split})"
-        source = trainer.make_loader(cfg, args.split, 0, 1, model_cfg.colour)
+        tokens = {"tokenizer": tokenizer} if tokenizer is not None else {}
+        source = trainer.make_loader(cfg, args.split, 0, 1, model_cfg.colour, **tokens)
         trainer.check_source(cfg, source, where)
         check_actions(loaded.action_names, list(source.action_names), path, cfg.data)
         if source.char_vocab != model_cfg.char_vocab:
@@ -245,7 +274,8 @@ def run(args: argparse.Namespace) -> dict:
         trainer.check_batch(first, model_cfg, cfg, cfg.data)  # the trainer's refusals
         bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and procs.device.type == "cuda")
         model = loaded.model.to(procs.device)
-        acc = Accumulator(loaded.action_names, cfg.seq_len, procs.device, top_k=TOP_K)
+        names = loaded.action_names if tokenizer is None else tokenizer.first_keys()
+        acc = Accumulator(names, cfg.seq_len, procs.device, top_k=TOP_K)
         amp = torch.bfloat16 if bf16 else None
         summary = evaluate(model, source, start, cfg, acc, procs, amp, num_batches)
     return {
@@ -255,6 +285,7 @@ def run(args: argparse.Namespace) -> dict:
         "split": args.split,
         "split_by": cfg.split_by,
         "mode": cfg.mode,
+        "actions": cfg.actions,
         "batch_size": cfg.batch_size,
         "seq_len": cfg.seq_len,
         "batches": num_batches or None,  # None: the whole split
@@ -273,6 +304,8 @@ def table(record: dict) -> str:
         f"{record['batch_size']} x {record['seq_len']}, {record['mode']} mode",
         f"{name}: loss {_num(record['loss'])}  accuracy {_num(record['accuracy'])}  "
         f"top-{TOP_K} {_num(record[top])}  over {record['timesteps']:,} steps",
+        f"per typed character: {_num(record['loss_per_typed_char'])} nats "
+        f"({record['typed_chars']:,} typed characters; predicting {record['actions']})",
         "",
         f"{'class':<12}{'steps':>9}{'share':>8}{'loss':>8}{'acc':>8}{'top-' + str(TOP_K):>8}",
     ]

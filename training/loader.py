@@ -19,6 +19,10 @@
     session long  [B, T]           index into `session_ids` (-1: padding)
     t       long  [B, T]           frame index in its session (-1: padding)
 
+With actions="tokens" (tokens.py), `actions` holds the id of the typed-text token that starts at
+each step, `mask` is also False inside a token (its frames are real: session >= 0), and
+`keys` long [B, T] holds the key ids that `actions` holds with actions="keys".
+
 The order of an epoch is a pure function of (session ids and sizes from the manifest, seed,
 epoch), planned in plan.py; `state_dict()` is {epoch, batch} plus the settings it is valid for.
 Shards are read a row group at a time through the frame-shard reader (ghframes.store.reader,
@@ -67,6 +71,7 @@ from .plan import (
     worker_of,
 )
 from .slots import SharedBatch, SharedSlots
+from .tokens import ACTIONS, TOKEN_VOCAB, Tokenizer, TokenTable
 
 RETRIES = 3  # attempts after the first on a transient (OSError) read failure of a remote shard
 RETRY_DELAY = 0.1  # seconds before the first retry; doubled before each next one
@@ -119,6 +124,9 @@ class FrameStream(torch.utils.data.IterableDataset):
         only, so that every batch of a dataset has the same keys; a 1.x shard in a 2.0 dataset
         gives zeros for its planes (and the reader logs that it has no colour). A plane not asked
         for is neither read nor decoded.
+    actions: "keys" (one action per step) or "tokens": typed-text tokens (module docstring) of
+        `tokenizer`, else of one trained on the train split's key streams (`token_vocab` tokens
+        at most); `self.tokenizer` is the one used (None with keys).
     """
 
     def __init__(
@@ -138,12 +146,17 @@ class FrameStream(torch.utils.data.IterableDataset):
         cache_bytes: int = 256 << 20,
         filesystem: pafs.FileSystem | None = None,
         channels: tuple[str, ...] | list[str] | None = None,
+        actions: str = "keys",
+        tokenizer: Tokenizer | None = None,
+        token_vocab: int = TOKEN_VOCAB,
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise GhframesError(f"loader: unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
         if split not in SPLITS:
             raise GhframesError(f"loader: unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        if actions not in ACTIONS:
+            raise GhframesError(f"loader: unknown actions {actions!r}; valid: {', '.join(ACTIONS)}")
         if split_by not in SPLIT_BY:
             raise GhframesError(
                 f"loader: unknown split_by {split_by!r}; valid: {', '.join(SPLIT_BY)}"
@@ -197,6 +210,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         self.split_indices = [
             i for i, s in enumerate(self.sessions) if (s.id in held) == (split == "eval")
         ]
+        self.train_indices = [i for i, s in enumerate(self.sessions) if s.id not in held]
         if not self.split_indices:
             raise GhframesError(f"{source}: no sessions in split {split!r}")
         self.data_key = data_key([self.sessions[i] for i in self.split_indices])
@@ -219,6 +233,9 @@ class FrameStream(torch.utils.data.IterableDataset):
         self._pool: list[dict[str, np.ndarray]] = []
         self._shared: SharedSlots | None = None  # in a DataLoader worker
         self._decoder = SegmentDecoder()  # of the colour planes: a buffer for one segment
+        self.actions = actions
+        self.tokens = TokenTable(self, tokenizer, token_vocab) if actions == "tokens" else None
+        self.tokenizer = None if self.tokens is None else self.tokens.tokenizer
 
     def _channels(self, channels) -> tuple[str, ...]:
         """The channels asked for, checked; None: those of the dataset's schema version."""
@@ -249,6 +266,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             "seed": self.seed, "mode": self.mode, "split": self.split, "split_by": self.split_by,
             "rank": self.rank, "world_size": self.world_size, "batch_size": self.batch_size,
             "seq_len": self.seq_len, "pad_short": self.pad_short, "data": self.data_key,
+            **({"actions": self.actions} if self.tokens is not None else {}),
         }  # fmt: skip
 
     def state_dict(self) -> dict:
@@ -331,6 +349,8 @@ class FrameStream(torch.utils.data.IterableDataset):
             if not out["mask"][row].all():
                 for key in ("frames", *self.planes):
                     out[key][row, ~out["mask"][row]] = 0
+        if self.tokens is not None:
+            self.tokens.apply(out)
         tensors = {key: torch.from_numpy(v) for key, v in out.items()}
         return tensors if shm is None else SharedBatch(tensors, shm[0], self._shared)
 
@@ -346,6 +366,7 @@ class FrameStream(torch.utils.data.IterableDataset):
             "mask": ((b, t), "?"),
             "session": ((b, t), "i8"),
             "t": ((b, t), "i8"),
+            **({"keys": ((b, t), "i8")} if self.tokens is not None else {}),
         }
 
     def _buffers(self) -> dict[str, np.ndarray]:
@@ -405,8 +426,7 @@ class FrameStream(torch.utils.data.IterableDataset):
         except GhframesError as exc:
             if not self.skip_bad_shards:
                 raise
-            self._bad[i] = str(exc)
-            self.skipped.setdefault(f"{self.root}/{self.sessions[i].shard}", str(exc))
+            self.mark_bad(i, str(exc))
             out["actions"][row, col : col + n] = 0  # padding, as if never filled
             out["cursor"][row, col : col + n] = 0
             out["dt"][row, col : col + n] = 0
@@ -440,6 +460,11 @@ class FrameStream(torch.utils.data.IterableDataset):
             self._shards[i] = shard
             self._opened(i)
         return shard
+
+    def mark_bad(self, i: int, error: str) -> None:
+        """Skip session i from here on (skip_bad_shards), its shard counted in `skipped`."""
+        self._bad[i] = error
+        self.skipped.setdefault(f"{self.root}/{self.sessions[i].shard}", error)
 
     def _opened(self, i: int) -> None:
         """Count session i's shard file as open and the most recent; close the least recently

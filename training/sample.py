@@ -14,7 +14,8 @@ the checkpoint's vocabulary, so it is printed escaped), and the final screen; `-
 `--html` export the rollout (frame N and the K frames after it) as any session is exported
 (ghframes.view.export, ghframes.view.player_html), at a fixed DEFAULT_CPS keys a second. The
 vocabulary's classes `<U+XXXX>` and `<other>` name no one key, so they are never chosen.
-Runs on the CPU.
+A model of typed-text tokens (--actions tokens) picks a token, whose keys are pressed one after
+another, the model reading each frame as in training; K counts keys. Runs on the CPU.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from ghframes.store.chunks import LazySession, open_lazy
 from ghframes.text import shown
 
 from .chars import CHAR_VOCAB, char_ids
-from .checkpoint import Loaded, load
+from .checkpoint import Loaded, loaded_from, read_checkpoint
 from .lstm import State
+from .tokens import Tokenizer
 
 WARM_CHUNK = 64  # recorded frames embedded at a time while the model reads 0..N-1
 
@@ -46,7 +48,8 @@ WARM_CHUNK = 64  # recorded frames embedded at a time while the model reads 0..N
 class Rollout:
     """What the model did: `frames[0]` is frame N, `frames[i]` the frame after key i;
     `actions[i]` the key pressed on `frames[i]`, `probs[i]` the model's probability of it (over
-    its whole vocabulary, the classes that are no key included)."""
+    its whole vocabulary, the classes that are no key included; with tokens, of the token that
+    key i starts, NaN for a key inside a token)."""
 
     session: str
     repo: str
@@ -137,9 +140,11 @@ def rollout(
     temperature: float | None = 1.0,
     seed: int = 0,
     env: Environment | None = None,
+    tokenizer: dict | None = None,
 ) -> Rollout:
     """The model's `steps` keys from recorded frame `start` of the session, each pressed in the
-    environment (module docstring); `temperature` None: greedy."""
+    environment (module docstring); `temperature` None: greedy. A model of --actions tokens
+    needs the checkpoint's `tokenizer` (its plain data, the checkpoint's "tokenizer")."""
     if steps < 1:
         raise GhframesError(f"--steps must be at least 1, got {steps}")
     names = loaded.action_names
@@ -149,12 +154,19 @@ def rollout(
             f"rendered frames take {CHAR_VOCAB} (schemas/chars.json): use a model trained on "
             "rendered frames (not --data fake)"
         )
-    if len(names) != loaded.model_config.action_vocab:
+    predicted = [[name] for name in names]  # what each id the model predicts presses
+    what = "actions"
+    if loaded.train_config.actions == "tokens":
+        tok = Tokenizer.from_dict(tokenizer, "the checkpoint's tokenizer")
+        if list(tok.action_names) != list(names):
+            raise GhframesError("the checkpoint's tokenizer is of other keys than its actions")
+        predicted, what = [tok.names(i) for i in range(len(tok))], "tokens"
+    if len(predicted) != loaded.model_config.action_vocab:
         raise GhframesError(
-            f"the checkpoint lists {len(names)} actions, its model predicts "
+            f"the checkpoint lists {len(predicted)} {what}, its model predicts "
             f"{loaded.model_config.action_vocab}"
         )
-    keys = torch.tensor([is_action(name) for name in names])
+    keys = torch.tensor([all(is_action(name) for name in token) for token in predicted])
     if not keys.any():
         raise GhframesError("no action of the checkpoint's vocabulary is a key to press")
     env = env or Environment(data, session_id)
@@ -165,7 +177,7 @@ def rollout(
     reader.warm(session, start)
     generator = torch.Generator().manual_seed(seed)
     out = Rollout(session_id, env.repo, start, [frame])
-    for _ in range(steps):
+    while len(out.actions) < steps and not out.logged_out:
         scores = reader.read_frame(frame)
         probs = torch.softmax(scores, -1)  # the model's own, the classes included
         logits = scores.masked_fill(~keys, -math.inf)
@@ -174,14 +186,16 @@ def rollout(
         else:
             sampled = torch.softmax(logits / temperature, -1)
             choice = int(torch.multinomial(sampled, 1, generator=generator))
-        action = names[choice]
-        frame = env.step(action)
-        out.actions.append(action)
-        out.probs.append(float(probs[choice]))
-        out.frames.append(frame)
-        if env.done:
-            out.logged_out = True
-            break
+        for j, action in enumerate(predicted[choice][: steps - len(out.actions)]):
+            if j:  # inside a token: the model reads the frame, as in training, and picks nothing
+                reader.read_frame(frame)
+            frame = env.step(action)
+            out.actions.append(action)
+            out.probs.append(float(probs[choice]) if j == 0 else math.nan)
+            out.frames.append(frame)
+            if env.done:
+                out.logged_out = True
+                break
     return out
 
 
@@ -218,7 +232,8 @@ def report(result: Rollout, num_frames: int, temperature: float | None, seed: in
         " step  frame  key                   p",
     ]
     for i, (action, p) in enumerate(zip(result.actions, result.probs, strict=True)):
-        lines.append(f"{i + 1:5d}  {result.start + i:5d}  {key_text(action):20s}  {p:.3f}")
+        shown_p = "  -" if math.isnan(p) else f"{p:.3f}"  # a key inside a token
+        lines.append(f"{i + 1:5d}  {result.start + i:5d}  {key_text(action):20s}  {shown_p}")
     if result.logged_out:
         lines.append(f"the shell logged out after key {len(result.actions)}")
     final = result.frames[-1]
@@ -270,10 +285,12 @@ def run(args: argparse.Namespace) -> list[str]:
             f"session {args.session}: --frame {args.frame} is out of range "
             f"(0..{env.num_frames - 1})"
         )
-    loaded = load(args.checkpoint)
+    ckpt = read_checkpoint(Path(args.checkpoint))
+    loaded = loaded_from(ckpt, Path(args.checkpoint))
     result = rollout(
-        loaded, args.data, args.session, args.frame, args.steps, temperature, args.seed, env
-    )
+        loaded, args.data, args.session, args.frame, args.steps, temperature, args.seed, env,
+        ckpt.get("tokenizer"),
+    )  # fmt: skip
     lines = report(result, env.num_frames, temperature, args.seed)
     if args.cast or args.html:
         from ghframes.view.export import _atomic, write_cast

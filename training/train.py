@@ -31,6 +31,7 @@ from ghframes.text import shown
 
 from .checkpoint import (
     check_checkpoint,
+    check_predicts,
     process_entry,
     read_checkpoint,
     restore_entry,
@@ -52,13 +53,23 @@ from .metrics import Accumulator, Recorder, memory_peaks, positions
 from .model import COLOUR_PLANES, ActionModel, ModelConfig, State, describe
 from .optim import Optimizers, lr_multiplier
 from .streaming import SavedTensorMeter, StepOutput, plain_bptt, streaming_bptt
+from .tokens import Tokenizer, check_tokenizer_data, saved_tokenizer
 
 # -- data ---------------------------------------------------------------------------------------
 
 
-def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int, colour: bool = True):
+def make_loader(
+    cfg: TrainConfig,
+    split: str,
+    rank: int,
+    world_size: int,
+    colour: bool = True,
+    tokenizer: Tokenizer | None = None,
+):
     """The batch source of `split` ("train" or "eval") for process `rank` of `world_size`;
-    `colour=False` reads characters only (a monochrome model decodes no colour planes).
+    `colour=False` reads characters only (a monochrome model decodes no colour planes). With
+    `cfg.actions == "tokens"` its actions are tokens of `tokenizer` (None: one trained on the
+    train split, FrameStream), and it has `tokenizer` and `keys` (tokens.py).
 
     `cfg.data == "fake"` gives the synthetic dev/test sessions (fake_batches.py; `cfg.split_by`
     does not apply, their train and eval sessions are generated apart); anything else is a DATA
@@ -80,6 +91,12 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int, colour
     """
     if cfg.data == "fake":
         from .fake_batches import FakeBatches
+
+        if cfg.actions != "keys":
+            raise GhframesError(
+                f"--actions {cfg.actions} needs rendered frames to train its tokenizer on; the "
+                "synthetic sessions (--data fake) have keys only"
+            )
 
         return FakeBatches(
             cfg.batch_size, cfg.seq_len, cfg.mode, cfg.seed, split, rank, world_size, colour=colour
@@ -104,6 +121,9 @@ def make_loader(cfg: TrainConfig, split: str, rank: int, world_size: int, colour
         rank=rank,
         world_size=world_size,
         channels=None if colour else ("chars",),
+        actions=cfg.actions,
+        tokenizer=tokenizer,
+        token_vocab=cfg.token_vocab,
     )
 
 
@@ -276,18 +296,28 @@ def train(
         amp = torch.bfloat16 if bf16 else None
 
         # Everything that can be wrong with the input is checked before the model is built.
-        source = make_loader(cfg, "train", procs.rank, procs.world_size, model_cfg.colour)
-        check_source(cfg, source, cfg.data)
-        held_out_source = make_loader(cfg, "eval", procs.rank, procs.world_size, model_cfg.colour)
-        check_source(cfg, held_out_source, f"{cfg.data} (held-out split)")
-        action_names = list(source.action_names)
-        model_cfg = dataclasses.replace(
-            model_cfg, char_vocab=source.char_vocab, action_vocab=len(action_names)
-        )
         path = resume_path(cfg)
         ckpt = read_checkpoint(path) if path else None
+        if ckpt:
+            check_predicts(ckpt, path, cfg.actions)
+        rank, world, colour = procs.rank, procs.world_size, model_cfg.colour
+        tokenizer = saved_tokenizer(ckpt, path, cfg.actions)  # a resume reuses its own
+        tokens = {"tokenizer": tokenizer} if cfg.actions == "tokens" else {}
+        source = make_loader(cfg, "train", rank, world, colour, **tokens)
+        check_source(cfg, source, cfg.data)
+        tokenizer = getattr(source, "tokenizer", None)
+        tokens = {"tokenizer": tokenizer} if cfg.actions == "tokens" else {}
+        held_out_source = make_loader(cfg, "eval", rank, world, colour, **tokens)
+        check_source(cfg, held_out_source, f"{cfg.data} (held-out split)")
+        action_names = list(source.action_names)
+        vocab = len(action_names) if tokenizer is None else len(tokenizer)
+        model_cfg = dataclasses.replace(model_cfg, char_vocab=source.char_vocab, action_vocab=vocab)
+        # What metrics class each predicted id by: its key, or a token's first key.
+        names = action_names if tokenizer is None else tokenizer.first_keys()
         step = 0
         if ckpt:
+            if tokenizer is not None:
+                check_tokenizer_data(tokenizer, source.data_key, path, cfg.data)
             check_checkpoint(ckpt, path, model_cfg, action_names, cfg, procs.world_size)
             step = ckpt["step"]
             try:
@@ -309,14 +339,16 @@ def train(
             log(f"resumed from {path} at step {step}")
         elif procs.world_size > 1:
             broadcast_parameters(model)
-        held_out = HeldOut(held_out_source, action_names, cfg, procs, amp)
+        held_out = HeldOut(held_out_source, names, cfg, procs, amp)
         log(f"model: {describe(model)}")
+        if tokenizer is not None:
+            log(f"actions: {len(tokenizer)} typed-text tokens ({len(action_names)} single keys)")
         log(
             f"data: {cfg.data}  mode {cfg.mode}  {procs.world_size} process(es) x {cfg.batch_size} x {cfg.seq_len} steps, {cfg.bptt} BPTT"
         )
 
         recorder = Recorder(out, step if ckpt else None, cfg.tensorboard, procs.main)
-        acc = Accumulator(action_names, cfg.seq_len, device)
+        acc = Accumulator(names, cfg.seq_len, device)
         meter = SavedTensorMeter(list(model.parameters()))
         stop = min(cfg.steps, cfg.stop_at or cfg.steps)
         last: dict = {}
@@ -376,6 +408,7 @@ def train(
                         step=step,
                         epoch=source.epoch,
                         loader_state=every,
+                        tokenizer=None if tokenizer is None else tokenizer.to_dict(),
                     )
         bar.close()
         recorder.close(cfg.plot)

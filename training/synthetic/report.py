@@ -61,6 +61,8 @@ def plot(results: dict, path: Path) -> None:
         "mamba": plt.cm.Greens,
         "lstm": plt.cm.Reds,
         "residual_lstm": plt.cm.Purples,
+        "deltanet": plt.cm.Oranges,
+        "deltanet_neg": plt.cm.Greys,
     }
     budgets = sorted({r.get("param_budget") for r in results["runs"]}, key=lambda b: b or 0)
     styles = ["-", "--", ":", "-."]

@@ -12,11 +12,13 @@ The last position of every sequence is a QUERY token whose target is the final a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE = -100  # target at positions that carry no label (matches torch's cross-entropy default)
+from .labels import IGNORE
+from .repl import ReplTrace
 
 
 def _check_depths(name: str, depths: np.ndarray, max_depth: int) -> None:
@@ -262,10 +264,18 @@ def run_maze(grid: list[str], moves: str) -> tuple[tuple[int, int], int]:
     return (row, col), len(moves)
 
 
-TASKS = {"frjt": FRJT, "maze": Maze}
+TASKS = {
+    "frjt": FRJT,
+    "maze": Maze,
+    # REPL-trace state tracking (statetracking.py runs these, scored on the printed answers)
+    "repl_s3": functools.partial(ReplTrace, name="repl_s3", group="sym", n_vars=3),
+    "repl_s5": functools.partial(ReplTrace, name="repl_s5", group="sym", n_vars=5),
+    "repl_a4": functools.partial(ReplTrace, name="repl_a4", group="alt", n_vars=4),
+    "repl_z5": functools.partial(ReplTrace, name="repl_z5", group="cyclic", n_vars=5),
+}
 
 
-def make_task(name: str, **kwargs) -> FRJT | Maze:
+def make_task(name: str, **kwargs) -> FRJT | Maze | ReplTrace:
     """The task called ``name`` (a key of TASKS), built with ``kwargs``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid names: {', '.join(sorted(TASKS))}")

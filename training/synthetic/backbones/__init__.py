@@ -11,13 +11,15 @@ from __future__ import annotations
 from torch import nn
 
 from ... import lstm as residual_lstm
-from . import lstm, mamba, transformer
+from . import deltanet, lstm, mamba, transformer
 
 BACKBONES = {
     "transformer": transformer.build,
     "mamba": mamba.build,
     "lstm": lstm.build,
     "residual_lstm": residual_lstm.build,
+    "deltanet": deltanet.build,
+    "deltanet_neg": deltanet.build_negative,  # beta in [0, 2]: eigenvalues in [-1, 1]
 }
 
 
