@@ -404,3 +404,9 @@ def test_sweep_command_rejects_unknown_names(capsys):
         "unknown backbone 'gru'; valid names: deltanet, deltanet_neg, lstm, mamba, residual_lstm, transformer"
         in capsys.readouterr().err
     )
+
+
+def test_sweep_command_points_repl_tasks_to_statetracking(capsys):
+    assert main(["--out", "x", "--tasks", "repl_s5"]) == 2
+    err = capsys.readouterr().err
+    assert "repl_s5 is a REPL-trace task" in err and "synthetic.statetracking" in err

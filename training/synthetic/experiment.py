@@ -86,6 +86,11 @@ class SweepConfig:
                 f"train_max_depth={self.train_max_depth}"
             )
         for task in self.tasks:
+            if task.startswith("repl_"):
+                raise ValueError(
+                    f"sweep: {task} is a REPL-trace task, scored on its printed answers, not a "
+                    "serial-depth one: run it with python -m ghframes.training.synthetic.statetracking"
+                )
             if self.steps.get(task, 0) < 1:
                 raise ValueError(
                     f"sweep: steps for task {task!r} must be >= 1, got {self.steps.get(task)}"
