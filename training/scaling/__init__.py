@@ -23,6 +23,7 @@ run again with the same preset: an interrupted experiment continues where it sto
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 from ghframes.errors import GhframesError
@@ -100,8 +101,9 @@ class Preset:
         return self.frames_per_step // length
 
     def fingerprint(self) -> dict:
-        """What a finished run's results depend on (a stored run of another preset is redone)."""
-        return dataclasses.asdict(self)
+        """What a finished run's results depend on (a stored run of another preset is redone),
+        as it reads back from JSON (tuples as lists), so that a stored one compares equal."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 PRESETS: dict[str, Preset] = {

@@ -120,7 +120,7 @@ def run(
 
 def _timing(preset, data: str, path: Path) -> dict[int, float]:
     """{L: seconds per step}, measured once per preset (runs.time_steps) and kept in `path`."""
-    fingerprint = json.loads(json.dumps(preset.fingerprint()))
+    fingerprint = preset.fingerprint()
     try:
         stored = json.loads(path.read_text())
         if stored["preset"] == fingerprint:

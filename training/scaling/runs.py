@@ -273,7 +273,7 @@ def finished_run(preset: Preset, folder: Path, length: int, seed: int) -> dict |
             shapes = arrays["losses"].shape, arrays["control"].shape
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # absent, or cut short by an interruption: trained again
-    if record.get("preset") != json.loads(json.dumps(preset.fingerprint())):
+    if record.get("preset") != preset.fingerprint():
         return None
     expected = (len(preset.eval_steps), shapes[1][0], preset.eval_length)
     return record if shapes[0] == expected and not math.isnan(record["control_loss"]) else None
