@@ -91,3 +91,30 @@ def test_bad_configs_name_the_value():
     with pytest.raises(ValueError) as err:
         dataclasses.replace(TINY, train_lengths=(3, 2))
     assert str(err.value) == "repl_frames: train_lengths must be 1 <= lo <= hi, got (3, 2)"
+    with pytest.raises(ValueError) as err:
+        dataclasses.replace(TINY, n_vars=9)
+    assert str(err.value) == "repl_frames: sym: n_vars must lie in [2, 8], got 9"
+
+
+def test_the_command_line_overrides_name_their_bad_values(capsys):
+    with pytest.raises(SystemExit):
+        repl_frames.main(["--out", "x", "--densities", "1,half"])
+    assert "--densities: '1,half': expected comma-separated numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        repl_frames.main(["--out", "x", "--densities", "1.5"])
+    assert "densities must be in [0, 1], got (1.5,)" in capsys.readouterr().err
+
+
+def test_the_command_line_overrides_the_preset(tmp_path, monkeypatch, capsys):
+    seen = []
+
+    def fake_run(cfg, out):
+        seen.append(cfg)
+        (out / "table.md").write_text("table\n")
+        return {"runs": [{}]}
+
+    monkeypatch.setattr(repl_frames, "run", fake_run)
+    argv = ["--preset", "cpu", "--out", str(tmp_path), "--n-vars", "3", "--densities", "0.5,0"]
+    assert repl_frames.main([*argv, "--steps", "7"]) == 0
+    want = dataclasses.replace(repl_frames.PRESETS["cpu"], n_vars=3, densities=(0.5, 0.0), steps=7)
+    assert seen == [want] and capsys.readouterr().out == "table\n"

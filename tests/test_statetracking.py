@@ -27,7 +27,7 @@ from ghframes.training.synthetic.repl import (
     repl_trace,
     run_trace,
 )
-from ghframes.training.synthetic.statetracking import main
+from ghframes.training.synthetic.statetracking import main, mean_over_seeds
 from ghframes.training.synthetic.tasks import IGNORE, make_task
 
 # ------------------------------------------------------------------------------------------
@@ -282,20 +282,54 @@ def test_statetracking_command_writes_table_json_and_plot(tmp_path):
         "3000",
         "--workers",
         "1",
+        "--seeds",
+        "3,4",
     ]
     assert main([*argv, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["task"], r["backbone"]) for r in results["runs"]] == [
-        (label, model)
+    assert [(r["task"], r["backbone"], r["seed"]) for r in results["runs"]] == [
+        (label, model, seed)
         for label in ("S3 dense", "S3 sparse", "S3 hidden")
         for model in ("lstm", "deltanet_neg")
+        for seed in (3, 4)
     ]
-    hidden = results["runs"][-1]["scores"]["9"]
-    assert 0 < hidden["optimum_all"] < 1 and hidden["optimum_loss"] > 0
+    # A seed draws its own evaluation traces: the two optima differ.
+    hidden = [r["scores"]["9"] for r in results["runs"][-2:]]
+    assert all(0 < h["optimum_all"] < 1 and h["optimum_loss"] > 0 for h in hidden)
+    assert hidden[0]["optimum_loss"] != hidden[1]["optimum_loss"]
     assert "optimum_all" not in results["runs"][0]["scores"]["9"]
     table = (tmp_path / "table.md").read_text()
     assert "| 2 | 9* |" in table and "| *Bayes optimum* |" in table
+    assert "mean of 2 seeds (min–max)" in table
+    assert table.count("| lstm x1 | ") == 3 + 1  # one row per setting, and one against the optimum
     assert (tmp_path / "accuracy_vs_length.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rows_of_several_seeds_become_their_mean_and_range():
+    def run(backbone, seed, accuracy, loss):
+        scores = {"4": {"final": accuracy, "all": accuracy, "loss": loss}}
+        return {
+            "task": "S5 sparse",
+            "backbone": backbone,
+            "n_layers": 2,
+            "seed": seed,
+            "accuracy": {"4": accuracy},
+            "scores": scores,
+        }
+
+    rows = mean_over_seeds(
+        [run("lstm", 0, 0.5, 1.0), run("deltanet", 0, 0.9, 0.2), run("lstm", 1, 0.7, 0.6)]
+    )
+    assert [(r["backbone"], r["seeds"]) for r in rows] == [("lstm", [0, 1]), ("deltanet", [0])]
+    assert rows[0]["accuracy"]["4"] == pytest.approx(0.6)
+    assert rows[0]["scores"]["4"]["loss"] == pytest.approx(0.8)
+    assert rows[0]["accuracy_range"] == {"4": [0.5, 0.7]}
+    assert "accuracy_range" not in rows[1] and "seed" not in rows[0]
+
+
+def test_statetracking_command_rejects_repeated_seeds(capsys):
+    assert main(["--out", "x", "--seeds", "1,1"]) == 2
+    assert "seeds must be distinct" in capsys.readouterr().err
 
 
 def test_statetracking_command_rejects_unknown_backbones(capsys):
@@ -328,3 +362,27 @@ def test_rotary_transformer_is_causal_and_has_no_length_limit():
     with torch.no_grad():
         y, y2 = model(x)[0], model(x2)[0]
     torch.testing.assert_close(y[:, :5], y2[:, :5], rtol=0, atol=1e-5)
+
+
+def test_a_sweep_resumes_keeping_its_runs_and_refuses_another_sweeps_folder(tmp_path, capsys):
+    argv = ["--models", "lstm:1", "--steps", "2", "--batch-size", "4", "--eval-lengths", "2"]
+    argv += ["--train-max-len", "2", "--eval-samples", "4", "--param-budget", "2000"]
+    argv += ["--workers", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    path = tmp_path / "results.json"
+    first = json.loads(path.read_text())
+    # Interrupted after its first run: only that run stays in the file.
+    write = {**first, "runs": first["runs"][:1]}
+    path.write_text(json.dumps(write))
+    capsys.readouterr()
+    assert main([*argv, "--threads", "1"]) == 0  # a runtime field may change
+    assert "kept 1 of 3 runs" in capsys.readouterr().out
+    again = json.loads(path.read_text())
+    assert again["runs"] == first["runs"]  # the same seeds: the same results
+    assert main([*argv, "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "is from another sweep (it differs in steps)" in err and "results.json" in err
+    assert json.loads(path.read_text())["runs"] == first["runs"]  # nothing lost
+    path.write_text("{not json")
+    assert main(argv) == 2
+    assert "not a statetracking results.json" in capsys.readouterr().err

@@ -45,6 +45,7 @@ from ..optim import lr_multiplier
 from ..streaming import streaming_forward
 from ..train import build_model, train_step
 from .experiment import setup_torch, write_json
+from .repl import group_moves
 
 Transcript = list[tuple[str, str | None]]
 # (group, n_vars, length, reveal_prob, seed) -> a transcript; repl.repl_trace by default
@@ -98,12 +99,19 @@ class FramesConfig:
                 raise ValueError(f"repl_frames: {name} must be >= 1, got {getattr(self, name)}")
         if not self.densities or not all(0 <= d <= 1 for d in self.densities):
             raise ValueError(f"repl_frames: densities must be in [0, 1], got {self.densities}")
+        try:
+            group_moves(self.group, self.n_vars)
+        except ValueError as exc:
+            raise ValueError(f"repl_frames: {exc}") from None
 
 
 PRESETS = {
     # 2 CPU cores, ~9 minutes (measured on a busy 2-core VM): two densities side by side,
     # one 1-thread process each.
     "quick": FramesConfig(),
+    # 2 CPU cores, about 20 minutes: the smallest state, two variables (S2: the first
+    # assignment and the parity of the swaps), both densities, 4x the quick preset's steps.
+    "cpu": FramesConfig(n_vars=2, steps=500, warmup_steps=30, eval_traces=48),
     # One GPU: the trainer's tiny model, four densities, longer traces, 40x the traces.
     # Not yet run: expect to tune the rates and steps on first use.
     "full": FramesConfig(
@@ -437,6 +445,13 @@ def plot(results: dict, path: Path) -> None:
 # -- command line -------------------------------------------------------------------------------
 
 
+def parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m ghframes.training.synthetic.repl_frames",
@@ -445,15 +460,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--out", type=Path, required=True, help="run folder (results, table, plot)")
     p.add_argument("--steps", type=int, help="optimizer steps per density (the preset's)")
+    p.add_argument("--n-vars", type=int, help="variables in the traces, 2..8 (the preset's)")
+    p.add_argument(
+        "--densities",
+        type=parse_floats,
+        help="comma-separated reveal densities in [0, 1], one run each (the preset's)",
+    )
+    p.add_argument("--workers", type=int, help="processes, one density each (the preset's)")
     p.add_argument("--device", help="cpu or cuda (the preset's)")
-    args = p.parse_args(argv)
-    overrides = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v}
+    args = vars(p.parse_args(argv))
+    preset, out = args.pop("preset"), args.pop("out")
+    overrides = {k: v for k, v in args.items() if v is not None}
     try:
-        cfg = dataclasses.replace(PRESETS[args.preset], **overrides)
+        cfg = dataclasses.replace(PRESETS[preset], **overrides)
     except ValueError as exc:
         p.error(str(exc))
-    results = run(cfg, args.out)
-    print((args.out / "table.md").read_text(), end="")
+    results = run(cfg, out)
+    print((out / "table.md").read_text(), end="")
     return 0 if results["runs"] else 1
 
 

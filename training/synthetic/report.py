@@ -17,8 +17,18 @@ def budget_count(results: dict) -> int:
     return len(results["config"].get("param_budgets", ())) or 1
 
 
+def cell(run: dict, depth: str) -> str:
+    """Accuracy (%), and for a mean over seeds its range: ``87 (84-90)``."""
+    text = f"{100 * run['accuracy'][depth]:.0f}"
+    if "accuracy_range" in run:
+        lo, hi = run["accuracy_range"][depth]
+        text += f" ({100 * lo:.0f}–{100 * hi:.0f})"
+    return text
+
+
 def markdown_table(results: dict) -> str:
-    """Accuracy (%) by model and depth, one table per task; depths beyond training are starred."""
+    """Accuracy (%) by model and depth, one table per task; depths beyond training are starred.
+    Rows averaged over seeds (``seeds``, ``accuracy_range``) show the mean and the range."""
     cfg = results["config"]
     lines = []
     for task_name, info in results["tasks"].items():
@@ -35,20 +45,23 @@ def markdown_table(results: dict) -> str:
             "|---|---:|---:|" + "---:|" * len(depths),
         ]
         for r in runs:
-            cells = " | ".join(f"{100 * r['accuracy'][d]:.0f}" for d in depths)
+            cells = " | ".join(cell(r, d) for d in depths)
             label = model_label(r, budget_count(results))
             lines.append(f"| {label} | {r['d_model']} | {r['params']:,} | {cells} |")
         lines.append("")
+    seeds = max((len(r.get("seeds", ())) for r in results["runs"]), default=0)
     lines.append(
-        f"Final-answer accuracy (%) by serial depth, {cfg['eval_samples']} sequences per cell. "
-        f"Trained on depths 1..{cfg['train_max_depth']}; starred depths are longer than any seen in training."
+        f"Final-answer accuracy (%) by serial depth, {cfg['eval_samples']} sequences per cell"
+        + (f", mean of {seeds} seeds (min–max)" if seeds > 1 else "")
+        + f". Trained on depths 1..{cfg['train_max_depth']}; starred depths are longer than any seen in training."
     )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: Path) -> None:
     """Accuracy against depth, one panel per task, one line per model (PNG). With several
-    parameter budgets, line styles tell the budgets apart (solid: the largest)."""
+    parameter budgets, line styles tell the budgets apart (solid: the largest); rows averaged
+    over seeds are drawn as their mean with the range shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,6 +97,11 @@ def plot(results: dict, path: Path) -> None:
                 color=color,
                 label=model_label(r, len(budgets)),
             )
+            if "accuracy_range" in r:
+                lo, hi = zip(*(r["accuracy_range"][d] for d in r["accuracy"]), strict=True)
+                ax.fill_between(
+                    depths, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.15
+                )
         ax.axhline(
             100 * results["tasks"][task_name]["chance"], color="grey", ls=":", label="chance"
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import multiprocessing
 import platform
 import sys
@@ -69,7 +70,7 @@ class StateTrackingConfig:
     warmup_steps: int = 50
     grad_clip: float = 1.0
     eval_samples: int = 128  # per length
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)  # one run per seed; the tables give the mean and the range
     workers: int = 2
     threads: int = 1
     device: str = "cpu"
@@ -85,12 +86,30 @@ class StateTrackingConfig:
                 raise ValueError(f"statetracking: {name} must be >= 1, got {getattr(self, name)}")
         if min(self.eval_lengths) < 1:
             raise ValueError(f"statetracking: eval_lengths must be >= 1, got {self.eval_lengths}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(
+                f"statetracking: seeds must be distinct and non-empty, got {self.seeds}"
+            )
 
 
 PRESETS = {
     # 2 CPU cores, under 20 minutes (11 measured on a shared VM): 20k-parameter models, one
     # seed, S3 only (S5 does not fit).
     "quick": StateTrackingConfig(),
+    # 2 CPU cores, about 40 minutes alone: S5 (dense, sparse, partially observed) and the
+    # solvable controls A4 and Z5, two seeds, the quick preset's models and recipe at 600
+    # steps (DeltaNet with negative eigenvalues fits S5 sparse in ~500).
+    "cpu": StateTrackingConfig(
+        settings=(
+            ("S5 dense", "repl_s5", {"reveal_prob": 1.0}),
+            ("S5 sparse", "repl_s5", {"reveal_prob": 0.25}),
+            ("S5 hidden", "repl_s5", {"reveal_prob": 0.5, "hidden_prob": 0.3, "print_count": 2}),
+            ("A4 sparse", "repl_a4", {"reveal_prob": 0.25}),
+            ("Z5 sparse", "repl_z5", {"reveal_prob": 0.25}),
+        ),
+        steps=600,
+        seeds=(0, 1),
+    ),
     # One GPU: both groups and the solvable controls, three densities, 5x the parameters and
     # ~15x the sequences. Not yet run: expect to tune lr and steps on first use.
     "full": StateTrackingConfig(
@@ -124,7 +143,9 @@ def build_task(cfg: StateTrackingConfig, task_name: str, options: dict):
     return make_task(task_name, max_depth=max(*cfg.eval_lengths, cfg.train_max_len), **options)
 
 
-def build_model(cfg: StateTrackingConfig, backbone: str, n_layers: int, task) -> SequenceModel:
+def build_model(
+    cfg: StateTrackingConfig, backbone: str, n_layers: int, task, seed: int = 0
+) -> SequenceModel:
     kwargs = cfg.backbone_kwargs.get(backbone, {})
 
     def build(width: int) -> SequenceModel:
@@ -133,7 +154,7 @@ def build_model(cfg: StateTrackingConfig, backbone: str, n_layers: int, task) ->
         )
 
     width = fit_width(build, cfg.param_budget)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     return build(width).to(cfg.device)
 
 
@@ -147,9 +168,10 @@ def label_seed(label: str) -> int:
     return zlib.crc32(label.encode())
 
 
-def train(model, task, label: str, cfg: StateTrackingConfig, log) -> list[float]:
-    """AdamW on traces of 1..train_max_len steps; the same traces for every model of a setting."""
-    rng = np.random.default_rng([cfg.seed, 0, label_seed(label)])
+def train(model, task, label: str, cfg: StateTrackingConfig, seed: int, log) -> list[float]:
+    """AdamW on traces of 1..train_max_len steps; the same traces for every model of a setting
+    and seed."""
+    rng = np.random.default_rng([seed, 0, label_seed(label)])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model.train()
     losses = []
@@ -170,7 +192,9 @@ def train(model, task, label: str, cfg: StateTrackingConfig, log) -> list[float]
 
 
 @torch.no_grad()
-def evaluate(model, task, label: str, cfg: StateTrackingConfig, batch_size: int = 64) -> dict:
+def evaluate(
+    model, task, label: str, cfg: StateTrackingConfig, seed: int = 0, batch_size: int = 64
+) -> dict:
     """Scores by trace length on fresh traces (a function of setting, length and seed alone).
 
     final / all: accuracy on the last reveal / on every revealed value; loss: mean cross-entropy
@@ -181,7 +205,7 @@ def evaluate(model, task, label: str, cfg: StateTrackingConfig, batch_size: int 
     hidden = task.hidden_prob > 0
     scores = {}
     for length in cfg.eval_lengths:
-        rng = np.random.default_rng([cfg.seed, 1, label_seed(label), length])
+        rng = np.random.default_rng([seed, 1, label_seed(label), length])
         sums = dict.fromkeys(
             ("final", "all", "loss", "optimum_final", "optimum_all", "optimum_loss"), 0.0
         )
@@ -213,21 +237,24 @@ def evaluate(model, task, label: str, cfg: StateTrackingConfig, batch_size: int 
     return scores
 
 
-def run_one(cfg: StateTrackingConfig, setting: int, backbone: str, n_layers: int) -> dict:
-    """Build, train and evaluate one model in one setting; returns its row of results.json."""
+def run_one(
+    cfg: StateTrackingConfig, setting: int, backbone: str, n_layers: int, seed: int = 0
+) -> dict:
+    """Build, train and evaluate one model in one setting from one seed (its initial weights,
+    training traces and evaluation traces); returns its row of results.json."""
     label, task_name, options = cfg.settings[setting]
-    tag = f"{label}: {backbone} x{n_layers}"
+    tag = f"{label}: {backbone} x{n_layers}" + (f" seed {seed}" if len(cfg.seeds) > 1 else "")
 
     def log(line: str) -> None:
         print(f"{tag:34s} {line}", flush=True)
 
     task = build_task(cfg, task_name, options)
-    model = build_model(cfg, backbone, n_layers, task)
+    model = build_model(cfg, backbone, n_layers, task, seed)
     log(f"d_model={model.embed.embedding_dim}  params={num_params(model):,}")
     started = time.perf_counter()
-    losses = train(model, task, label, cfg, log)
+    losses = train(model, task, label, cfg, seed, log)
     train_seconds = time.perf_counter() - started
-    scores = evaluate(model, task, label, cfg)
+    scores = evaluate(model, task, label, cfg, seed)
     log(
         "final-reveal accuracy by length: "
         + "  ".join(f"{n}:{s['final']:.2f}" for n, s in scores.items())
@@ -236,6 +263,7 @@ def run_one(cfg: StateTrackingConfig, setting: int, backbone: str, n_layers: int
         "task": label,
         "backbone": backbone,
         "n_layers": n_layers,
+        "seed": seed,
         "d_model": model.embed.embedding_dim,
         "params": num_params(model),
         "train_seconds": round(train_seconds, 1),
@@ -251,19 +279,63 @@ def _worker_job(args: tuple) -> tuple[int, dict]:
     return index, run_one(cfg, *job)
 
 
-def run_sweep(cfg: StateTrackingConfig, out: Path) -> dict:
-    """Every (setting, model) of ``cfg``; results.json after each run, then table.md and the plot."""
+def config_record(cfg: StateTrackingConfig) -> dict:
+    """The sweep's config as results.json holds it."""
+    return {
+        **dataclasses.asdict(cfg),
+        # the fields report.py reads, in the serial-depth sweep's names
+        "train_max_depth": cfg.train_max_len,
+        "steps": {label: cfg.steps for label, _, _ in cfg.settings},
+        "param_budgets": [cfg.param_budget],
+    }
+
+
+# How a sweep runs, not what it computes: a sweep may resume under other values of these.
+RUNTIME_FIELDS = ("workers", "threads")
+
+
+def earlier_runs(cfg: StateTrackingConfig, path: Path) -> list[dict]:
+    """The runs already in ``path`` (a results.json) from this same sweep, to keep; none when
+    there is no file. A file of another sweep, or not of a sweep at all, is an error rather
+    than overwritten."""
+    if not path.exists():
+        return []
+    hint = "use another --out or remove it"
+    try:
+        earlier = json.loads(path.read_text())
+        config, runs = earlier["config"], earlier["runs"]
+        keys = [(r["task"], r["backbone"], r["n_layers"], r["seed"]) for r in runs]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a statetracking results.json ({exc!r}); {hint}") from None
+    ours = json.loads(json.dumps(config_record(cfg)))
+    differ = [k for k in ours if k not in RUNTIME_FIELDS and config.get(k) != ours[k]]
+    if differ:
+        raise ValueError(
+            f"{path} is from another sweep (it differs in {', '.join(differ)}); {hint}"
+        )
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{path}: a run appears twice; {hint}")
+    return runs
+
+
+def run_sweep(cfg: StateTrackingConfig, out: Path, log=print) -> dict:
+    """Every (setting, model, seed) of ``cfg``; results.json after each run, then table.md and the
+    plot, both of the mean over seeds. Runs already in ``out/results.json`` from the same sweep
+    are kept, not run again: an interrupted sweep resumes (with other workers or threads)."""
     out.mkdir(parents=True, exist_ok=True)
+    kept = {
+        (r["task"], r["backbone"], r["n_layers"], r["seed"]): r
+        for r in earlier_runs(cfg, out / "results.json")
+    }
     setup_torch(cfg.threads)
-    jobs = [(s, name, layers) for s in range(len(cfg.settings)) for name, layers in cfg.models]
+    jobs = [
+        (s, name, layers, seed)
+        for s in range(len(cfg.settings))
+        for name, layers in cfg.models
+        for seed in cfg.seeds
+    ]
     results = {
-        "config": {
-            **dataclasses.asdict(cfg),
-            # the fields report.py reads, in the serial-depth sweep's names
-            "train_max_depth": cfg.train_max_len,
-            "steps": {label: cfg.steps for label, _, _ in cfg.settings},
-            "param_budgets": [cfg.param_budget],
-        },
+        "config": config_record(cfg),
         "machine": {
             "platform": platform.platform(),
             "torch": torch.__version__,
@@ -282,6 +354,14 @@ def run_sweep(cfg: StateTrackingConfig, out: Path) -> dict:
             "chance": task.chance(),
         }
     done: dict[int, dict] = {}
+    for index, (setting, name, layers, seed) in enumerate(jobs):
+        run = kept.get((cfg.settings[setting][0], name, layers, seed))
+        if run is not None:
+            done[index] = run
+    if done:
+        log(f"{out}/results.json: kept {len(done)} of {len(jobs)} runs, running the rest")
+    todo = [i for i in range(len(jobs)) if i not in done]
+    results["runs"] = [done[i] for i in sorted(done)]
     started = time.perf_counter()
 
     def record(index: int, run: dict) -> None:
@@ -291,18 +371,47 @@ def run_sweep(cfg: StateTrackingConfig, out: Path) -> dict:
         write_json(out / "results.json", results)
 
     if cfg.workers == 1:
-        for index, job in enumerate(jobs):
-            record(index, run_one(cfg, *job))
-    else:
-        # Slowest first (the step-by-step LSTMs and the chunk loop of DeltaNet), so none starts last.
-        order = sorted(range(len(jobs)), key=lambda i: "lstm" not in jobs[i][1])
+        for index in todo:
+            record(index, run_one(cfg, *jobs[index]))
+    elif todo:
+        # Slowest first, so that none starts last: on a CPU the Transformer and Mamba take
+        # 5-8x the fused LSTMs' time per step, DeltaNet (its chunk loop) 4-5x.
+        cost = {"transformer": 0, "mamba": 0, "deltanet": 1, "deltanet_neg": 1}
+        order = sorted(todo, key=lambda i: cost.get(jobs[i][1], 2))
         ctx = multiprocessing.get_context("spawn")  # see experiment.run_sweep
         with ctx.Pool(cfg.workers, initializer=setup_torch, initargs=(cfg.threads,)) as pool:
             for index, run in pool.imap_unordered(_worker_job, [(i, cfg, *jobs[i]) for i in order]):
                 record(index, run)
-    (out / "table.md").write_text(markdown_table(results) + "\n" + optimum_table(results))
-    plot(results, out / "accuracy_vs_length.png")
+    summary = {**results, "runs": mean_over_seeds(results["runs"])}
+    (out / "table.md").write_text(markdown_table(summary) + "\n" + optimum_table(summary))
+    plot(summary, out / "accuracy_vs_length.png")
     return results
+
+
+def mean_over_seeds(runs: list[dict]) -> list[dict]:
+    """One row per (setting, model), in order of first appearance: accuracy and scores are the
+    means over the row's seeds; with several seeds, accuracy_range holds [min, max] by length."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["task"], run["backbone"], run["n_layers"]), []).append(run)
+    rows = []
+    for group in groups.values():
+        row = {**group[0], "seeds": [r["seed"] for r in group]}
+        row.pop("seed", None)
+        row["accuracy"] = {
+            n: float(np.mean([r["accuracy"][n] for r in group])) for n in row["accuracy"]
+        }
+        row["scores"] = {
+            n: {k: float(np.mean([r["scores"][n][k] for r in group])) for k in s}
+            for n, s in group[0]["scores"].items()
+        }
+        if len(group) > 1:
+            row["accuracy_range"] = {
+                n: [min(r["accuracy"][n] for r in group), max(r["accuracy"][n] for r in group)]
+                for n in row["accuracy"]
+            }
+        rows.append(row)
+    return rows
 
 
 def optimum_table(results: dict) -> str:
@@ -349,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--eval-samples", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seeds", type=parse_ints, help="comma-separated seeds, one run each")
     p.add_argument("--workers", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument("--device")
@@ -359,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(
             PRESETS[preset], **{k: v for k, v in args.items() if v is not None}
         )
+        earlier_runs(cfg, out / "results.json")  # before any work: a wrong --out says so now
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
