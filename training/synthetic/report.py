@@ -17,6 +17,11 @@ def budget_count(results: dict) -> int:
     return len(results["config"].get("param_budgets", ())) or 1
 
 
+def axis(cfg: dict) -> str:
+    """What the sweep's lengths count: ``serial depth`` unless the config says (``axis``)."""
+    return cfg.get("axis", "serial depth")
+
+
 def cell(run: dict, depth: str) -> str:
     """Accuracy (%), and for a mean over seeds its range: ``87 (84-90)``."""
     text = f"{100 * run['accuracy'][depth]:.0f}"
@@ -51,9 +56,10 @@ def markdown_table(results: dict) -> str:
         lines.append("")
     seeds = max((len(r.get("seeds", ())) for r in results["runs"]), default=0)
     lines.append(
-        f"Final-answer accuracy (%) by serial depth, {cfg['eval_samples']} sequences per cell"
+        f"Final-answer accuracy (%) by {axis(cfg)}, {cfg['eval_samples']} sequences per cell"
         + (f", mean of {seeds} seeds (min–max)" if seeds > 1 else "")
-        + f". Trained on depths 1..{cfg['train_max_depth']}; starred depths are longer than any seen in training."
+        + f". Trained on {axis(cfg)}s 1..{cfg['train_max_depth']}; starred ones are longer than any"
+        " seen in training."
     )
     return "\n".join(lines) + "\n"
 
@@ -110,12 +116,12 @@ def plot(results: dict, path: Path) -> None:
             color="grey",
             ls="--",
             lw=0.8,
-            label="deepest trained",
+            label="longest trained",
         )
         ax.set_xscale("log", base=2)
         ax.set_xticks(depths, [str(d) for d in depths])
         ax.minorticks_off()
-        ax.set_xlabel("serial depth")
+        ax.set_xlabel(axis(results["config"]))
         ax.set_ylabel("final-answer accuracy (%)")
         ax.set_ylim(0, 102)
         ax.set_title(task_name)

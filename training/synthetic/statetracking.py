@@ -287,6 +287,7 @@ def config_record(cfg: StateTrackingConfig) -> dict:
         "train_max_depth": cfg.train_max_len,
         "steps": {label: cfg.steps for label, _, _ in cfg.settings},
         "param_budgets": [cfg.param_budget],
+        "axis": "trace length",
     }
 
 
@@ -308,7 +309,8 @@ def earlier_runs(cfg: StateTrackingConfig, path: Path) -> list[dict]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: not a statetracking results.json ({exc!r}); {hint}") from None
     ours = json.loads(json.dumps(config_record(cfg)))
-    differ = [k for k in ours if k not in RUNTIME_FIELDS and config.get(k) != ours[k]]
+    fields = [f.name for f in dataclasses.fields(cfg) if f.name not in RUNTIME_FIELDS]
+    differ = [k for k in fields if config.get(k) != ours[k]]
     if differ:
         raise ValueError(
             f"{path} is from another sweep (it differs in {', '.join(differ)}); {hint}"
