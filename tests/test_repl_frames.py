@@ -81,9 +81,11 @@ def test_a_tiny_run_writes_its_report(tmp_path):
     assert list(run["by_length"]) == ["1", "3"]
     for scores in run["by_length"].values():
         assert 0 <= scores["final_key"] <= 1 and scores["reveals"] >= 3
+        assert 0 <= scores["screen_final_key"] <= 1
     assert json.loads((tmp_path / "results.json").read_text())["runs"] == results["runs"]
     table = (tmp_path / "table.md").read_text()
     assert "| swaps | 1 | 3* |" in table and "whole final answer" in table
+    assert "| final-reveal keys, screen only |" in table
     assert (tmp_path / "accuracy_vs_length.png").stat().st_size > 0
 
 

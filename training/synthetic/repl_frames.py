@@ -13,7 +13,9 @@ on): answer-key accuracy over every reveal and over the final reveal, and whole-
 of the final reveal; against the best state-blind predictors (`chance`: each answer key
 predicted from the keys of the same answer typed before it only, or the most frequent whole
 answer, fitted on 2,000 other traces of the length), which know the format and that the
-values are a permutation, but not the state.
+values are a permutation, but not the state. And against the model itself with its recurrent
+state reset at every frame (`screen_*`): the screen shows the trace until it scrolls, so a
+model could answer from the current frame alone; what recurrence adds is the difference.
 
 `python -m ghframes.training.synthetic.repl_frames --preset quick --out DIR` writes
 results.json, table.md and accuracy_vs_length.png.
@@ -254,10 +256,13 @@ def state_blind(
 
 
 def score(
-    reveals: list[tuple[list[int], list[bool], bool]], blind: tuple[StateBlind, StateBlind]
+    reveals: list[tuple[list[int], list[bool], bool]],
+    blind: tuple[StateBlind, StateBlind],
+    screen: list[tuple[list[int], list[bool], bool]] | None = None,
 ) -> dict[str, float]:
     """Accuracies over `reveals` of the model and of the state-blind predictors `blind` (of
-    every reveal, of final reveals)."""
+    every reveal, of final reveals); with `screen` (the same reveals scored with the model's
+    state reset at every frame) also the model's accuracies from the current screen alone."""
     final = [r for r in reveals if r[2]]
 
     def mean(values: list) -> float:
@@ -271,7 +276,17 @@ def score(
         "chance_key": mean([x for keys, _, _ in reveals for x in every_blind.right(keys)]),
         "chance_final_key": mean([x for keys, _, _ in final for x in final_blind.right(keys)]),
         "chance_final_answer": mean([tuple(keys) == final_blind.answer for keys, _, _ in final]),
+        **(screen_scores(screen) if screen is not None else {}),
         "reveals": len(reveals),
+    }
+
+
+def screen_scores(screen: list[tuple[list[int], list[bool], bool]]) -> dict[str, float]:
+    final = [r for r in screen if r[2]]
+    return {
+        "screen_key": round(float(np.mean([x for _, right, _ in screen for x in right])), 4),
+        "screen_final_key": round(float(np.mean([x for _, right, _ in final for x in right])), 4),
+        "screen_final_answer": round(float(np.mean([all(right) for _, right, _ in final])), 4),
     }
 
 
@@ -318,14 +333,18 @@ def run_density(
     model.eval()
     by_length = {}
     for length in cfg.eval_lengths:
-        reveals = []
+        reveals, screen = [], []
         for first in range(0, cfg.eval_traces, cfg.batch_size):
             n = min(cfg.batch_size, cfg.eval_traces - first)
             seed = -(1 + length * 10_000 + first)  # negative: never a training seed
             batch = make_batch(sample(cfg, traces, density, [length] * n, seed), cfg.device)
             result = streaming_forward(model, batch, None, cfg.chunk_len)
             reveals += answers(batch, result.correct)
-        by_length[str(length)] = score(reveals, state_blind(cfg, traces, density, length))
+            # The control: the state reset at every frame, so only the screen is read.
+            alone = {**batch, "reset": torch.ones_like(batch["reset"])}
+            screen += answers(alone, streaming_forward(model, alone, None, cfg.chunk_len).correct)
+        blind = state_blind(cfg, traces, density, length)
+        by_length[str(length)] = score(reveals, blind, screen)
         log(f"density {density} length {length}: {by_length[str(length)]}")
     return {
         "density": density,
@@ -407,9 +426,14 @@ def markdown(results: dict) -> str:
                 for s in r["by_length"].values()
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if "screen_final_key" in next(iter(r["by_length"].values())):
+            cells = [f"{100 * s['screen_final_key']:.0f}" for s in r["by_length"].values()]
+            lines.append("| final-reveal keys, screen only | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(
-        f"Starred lengths are longer than any trained on. Wall time {results['wall_seconds']:.0f} s."
+        "Starred lengths are longer than any trained on. Screen only: the same model with its "
+        "state reset at every frame, so that it reads the current screen alone. "
+        f"Wall time {results['wall_seconds']:.0f} s."
     )
     return "\n".join(lines) + "\n"
 

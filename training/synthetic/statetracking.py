@@ -131,6 +131,7 @@ PRESETS = {
         lr=1e-3,
         warmup_steps=500,
         eval_samples=1_000,
+        seeds=(0, 1, 2),
         workers=1,
         threads=8,
         device="cuda",
