@@ -8,8 +8,12 @@ closest to the parameter budget, trained with one recipe on traces of 1..train_m
 longer ones included: accuracy on the last reveal ("final") and on every reveal ("all"), and
 for hidden steps the Bayes-optimal predictor's accuracy and cross-entropy on the same answers.
 
-Outputs in DIR: results.json, table.md (report.py's accuracy tables, plus model against optimum
-for the partially observed settings) and accuracy_vs_length.png.
+Each (setting, model) is trained once per seed (its initial weights, training and evaluation
+traces); the tables and the plot show the mean over seeds and the range.
+
+Outputs in DIR: results.json (every run, rewritten after each: a sweep started again into the
+same DIR keeps them and runs the rest), table.md (report.py's accuracy tables, plus model
+against optimum for the partially observed settings) and accuracy_vs_length.png.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class StateTrackingConfig:
 
 PRESETS = {
     # 2 CPU cores, under 20 minutes (11 measured on a shared VM): 20k-parameter models, one
-    # seed, S3 only (S5 does not fit).
+    # seed, S3 only (S5 is the cpu preset's).
     "quick": StateTrackingConfig(),
     # 2 CPU cores, about 40 minutes alone: S5 (dense, sparse, partially observed) and the
     # solvable controls A4 and Z5, two seeds, the quick preset's models and recipe at 600
