@@ -440,7 +440,7 @@ def markdown(results: dict) -> str:
 
 def plot(results: dict, path: Path) -> None:
     """Final-reveal answer-key accuracy against trace length, one line per density, with the
-    state-blind predictor dashed."""
+    state-blind predictor dashed and the screen-only control dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -454,13 +454,18 @@ def plot(results: dict, path: Path) -> None:
             xs, [s["chance_final_key"] for s in r["by_length"].values()], "--",
             color=line.get_color(), alpha=0.6,
         )  # fmt: skip
+        if "screen_final_key" in next(iter(r["by_length"].values())):
+            ax.plot(
+                xs, [s["screen_final_key"] for s in r["by_length"].values()], ":", marker="x",
+                color=line.get_color(), alpha=0.8,
+            )  # fmt: skip
         line.set_label(f"density {r['density']}")
     ax.axvline(results["config"]["train_lengths"][1], color="grey", lw=0.8)
     ax.set_xlabel("swaps in the trace")
     ax.set_ylabel("final-reveal answer-key accuracy")
     ax.set_ylim(0, 1.02)
     ax.legend()
-    ax.set_title("REPL traces as frames (dashed: state-blind)")
+    ax.set_title("REPL traces as frames (dashed: state-blind; dotted: screen only)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
