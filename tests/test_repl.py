@@ -123,6 +123,31 @@ def test_a_compound_statement_ends_with_an_empty_line():
     assert played.entry_of_frame[-3:].tolist() == [1, 1, -1]
 
 
+def test_a_cleared_screen_shows_only_the_line_being_typed():
+    transcript = swap_transcript(6)
+    plain, cleared = play(transcript, color=False), play(transcript, color=False, clear=True)
+    # The same keys, and <C-l> after every entry's last <Enter>.
+    keys = [a for a in cleared.actions if a != "<C-l>"]
+    assert keys == plain.actions
+    assert cleared.actions.count("<C-l>") == len(transcript)
+    enters = [i for i, a in enumerate(cleared.actions) if a == "<Enter>"][1:]  # after python3
+    assert all(cleared.actions[i + 1] == "<C-l>" for i in enters)
+    assert np.array_equal(cleared.answer[np.array(cleared.actions) != "<C-l>"], plain.answer)
+    # After the first clear, every frame but those just before a <C-l> (the entry's output and
+    # the next prompt) holds one line at the top: the prompt and what was typed after it.
+    first = cleared.actions.index("<C-l>") + 1
+    line = PS1
+    for t in range(first, cleared.num_frames):
+        action = cleared.actions[t]
+        if action == "<C-l>":
+            line = PS1
+            continue
+        screen = [row.rstrip() for row in text_of(cleared.frames[t])]
+        assert screen == [line.rstrip()] + [""] * (ROWS - 1), t
+        assert tuple(cleared.cursor[t]) == (0, len(line)), t
+        line += action if len(action) == 1 else ""
+
+
 def test_frames_are_the_recorders():
     """The same keys and output through render/recorder.py: the same chunks' frames, planes
     and cursors (the shell prompt is in colour)."""

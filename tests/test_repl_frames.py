@@ -117,6 +117,17 @@ def test_the_command_line_overrides_the_preset(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(repl_frames, "run", fake_run)
     argv = ["--preset", "cpu", "--out", str(tmp_path), "--n-vars", "3", "--densities", "0.5,0"]
-    assert repl_frames.main([*argv, "--steps", "7"]) == 0
-    want = dataclasses.replace(repl_frames.PRESETS["cpu"], n_vars=3, densities=(0.5, 0.0), steps=7)
+    assert repl_frames.main([*argv, "--steps", "7", "--clear"]) == 0
+    want = dataclasses.replace(
+        repl_frames.PRESETS["cpu"], n_vars=3, densities=(0.5, 0.0), steps=7, clear=True
+    )
     assert seen == [want] and capsys.readouterr().out == "table\n"
+
+
+def test_a_cleared_batch_is_the_cleared_play():
+    cfg = dataclasses.replace(TINY, clear=True)
+    (item,) = repl_frames.sample(cfg, repl_trace, 1.0, [2], seed=3)
+    played = play(repl_trace("sym", 3, 2, 1.0, 3 * 1_000_003), clear=True)
+    assert np.array_equal(item["frames"], played.frames)
+    assert ACTION_NAMES.index("<C-l>") in item["actions"].tolist()
+    assert np.array_equal(item["mask"], played.answer)

@@ -24,6 +24,9 @@ the brackets, commas and spaces, which the format alone predicts): `answer` mark
 those frames. Any statement with output that is neither form (a `print` whose output has not
 one word per argument) is refused, naming the entry.
 
+`clear=True` has the person press `<C-l>` after every entry (readline clears the screen and
+redraws the prompt at the top), so that no earlier line stays in view.
+
 `reveals="printed"` plays the transcript as Python would show it instead (the statement
 typed, its output printed; no answer keys), to watch a trace or compare with the text form.
 
@@ -67,6 +70,8 @@ PS1 = ">>> "
 PS2 = "... "  # a compound statement asks for more lines; an empty one ends it
 TRUE = "True"  # what Python echoes for a reveal typed right
 FINAL_ACTION = "<C-d>"  # EOF at `>>> `: python3 exits
+CLEAR_ACTION = "<C-l>"  # readline's clear-screen
+CLEAR_SCREEN = "\x1b[H\x1b[2J"  # what readline writes for it, before redrawing the prompt
 FOLDER = "repl"  # the folder the shell prompt shows
 REVEALS = ("typed", "printed")  # how a pair with output is played (see the module's docstring)
 
@@ -160,9 +165,16 @@ def typed_lines(
 
 
 def play(
-    transcript: list[tuple[str, str | None]], color: bool = True, reveals: str = "typed"
+    transcript: list[tuple[str, str | None]],
+    color: bool = True,
+    reveals: str = "typed",
+    clear: bool = False,
 ) -> ReplPlay:
-    """Play `transcript` at a python3 prompt in a fresh terminal; every frame, one per key."""
+    """Play `transcript` at a python3 prompt in a fresh terminal; every frame, one per key.
+
+    clear: after every entry the person presses `<C-l>`, and readline clears the screen and
+    redraws the prompt at the top, so that no earlier line stays in view: what the state is
+    can then only be remembered, not read off the screen."""
     keys: list[tuple[str, str, int, bool]] = [(c, c, -1, False) for c in PYTHON]
     opening = "".join(line + "\r\n" for line in BANNER) + PS1
     keys.append(("<Enter>", "\r\n" + opening, -1, False))
@@ -173,6 +185,8 @@ def play(
             keys.append(("<Enter>", "\r\n" + PS2, k, False))
         out = "".join(visible(part) + "\r\n" for part in printed.split("\n")) if printed else ""
         keys.append(("<Enter>", "\r\n" + out + PS1, k, False))
+        if clear:
+            keys.append((CLEAR_ACTION, CLEAR_SCREEN + PS1, k, False))
     keys.append((FINAL_ACTION, "", -1, False))
 
     n = len(keys)

@@ -65,6 +65,9 @@ class FramesConfig:
     densities: tuple[float, ...] = (1.0, 0.0)
     train_lengths: tuple[int, int] = (1, 4)  # swaps per training trace, uniform in [lo, hi]
     eval_lengths: tuple[int, ...] = (1, 2, 4, 6, 8)
+    # the person presses <C-l> after every entry (render/repl.py): nothing earlier stays on the
+    # screen, so the state must be remembered, not read
+    clear: bool = False
     eval_traces: int = 32  # per length
     chance_traces: int = 2_000  # per length, text only: the state-blind predictors' fit
     steps: int = 120
@@ -185,7 +188,7 @@ def sample(
     items = []
     for k, length in enumerate(lengths):
         transcript = traces(cfg.group, cfg.n_vars, int(length), density, seed * 1_000_003 + k)
-        items.append(encode(play(transcript, color=True)))
+        items.append(encode(play(transcript, color=True, clear=cfg.clear)))
     return items
 
 
@@ -400,8 +403,9 @@ def markdown(results: dict) -> str:
     cfg = results["config"]
     lo, hi = cfg["train_lengths"]
     lines = [
-        f"REPL traces as frames: {cfg['group']}, {cfg['n_vars']} variables, trained on "
-        f"{lo}..{hi} swaps, {cfg['steps']} steps of {cfg['batch_size']} traces; "
+        f"REPL traces as frames: {cfg['group']}, {cfg['n_vars']} variables"
+        + (", the screen cleared after every entry" if cfg.get("clear") else "")
+        + f", trained on {lo}..{hi} swaps, {cfg['steps']} steps of {cfg['batch_size']} traces; "
         f"{cfg['eval_traces']} fresh traces per length. Model (state-blind predictor) in %.",
         "",
     ]
@@ -496,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated reveal densities in [0, 1], one run each (the preset's)",
     )
     p.add_argument("--workers", type=int, help="processes, one density each (the preset's)")
+    p.add_argument(
+        "--clear",
+        action="store_true",
+        default=None,
+        help="the person clears the screen (<C-l>) after every entry (default: not)",
+    )
     p.add_argument("--device", help="cpu or cuda (the preset's)")
     args = vars(p.parse_args(argv))
     preset, out = args.pop("preset"), args.pop("out")
