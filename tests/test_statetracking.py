@@ -23,6 +23,7 @@ from ghframes.training.synthetic.repl import (
     VOCAB,
     decode,
     encode,
+    group_elements,
     group_moves,
     repl_trace,
     run_trace,
@@ -60,6 +61,22 @@ def test_group_moves_generate_the_named_group(group, n_vars, size):
                 seen.add(new)
                 frontier.append(new)
     assert len(seen) == size
+    assert set(group_elements(group, n_vars)) == seen
+
+
+def test_knowing_the_group_is_worth_most_on_the_cyclic_control():
+    def chances(name, **options):
+        task = make_task(name, max_depth=4, **options)
+        return task.chance(), task.group_chance()
+
+    # S_n: every order of the values is reachable, so the group adds nothing.
+    assert chances("repl_s5") == pytest.approx((0.4567, 0.4567), abs=1e-4)
+    # Z5: the first printed value fixes the rotation: (1/5 + 1 + 1 + 1 + 1) / 5.
+    assert chances("repl_z5")[1] == pytest.approx(0.84)
+    # A4: two values fix an even permutation: (1/4 + 1/3 + 1 + 1) / 4.
+    assert chances("repl_a4")[1] == pytest.approx((1 / 4 + 1 / 3 + 2) / 4)
+    # Two of five printed: the subsets average, still S5's 1/5 then 1/4.
+    assert chances("repl_s5", print_count=2)[1] == pytest.approx((1 / 5 + 1 / 4) / 2)
 
 
 @pytest.mark.parametrize("hidden_prob", [0.0, 0.4])

@@ -15,7 +15,9 @@ Groups (the step statements are generators of the group acting on variable posit
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -56,6 +58,22 @@ def group_moves(group: str, n_vars: int) -> list[tuple[int, ...]]:
     if group == "cyclic":
         moves = [tuple((i + shift) % n_vars for i in ident) for shift in range(1, n_vars)]
     return moves
+
+
+def group_elements(group: str, n_vars: int) -> list[tuple[int, ...]]:
+    """Every element of the group the step statements generate (their closure under
+    composition), as ``src`` tuples like group_moves', the identity first."""
+    ident = tuple(range(n_vars))
+    seen, frontier = {ident: None}, [ident]
+    moves = group_moves(group, n_vars)
+    while frontier:
+        perm = frontier.pop()
+        for src in moves:
+            new = tuple(perm[s] for s in src)
+            if new not in seen:
+                seen[new] = None
+                frontier.append(new)
+    return list(seen)
 
 
 def move_statement(src: tuple[int, ...]) -> str:
@@ -241,6 +259,28 @@ class ReplTrace:
         """Accuracy of a state-blind reader: uniform over the values not yet printed in the line."""
         count = self.n_vars if self.print_count is None else self.print_count
         return float(np.mean([1 / (self.n_vars - j) for j in range(count)]))
+
+    def group_chance(self) -> float:
+        """Accuracy of a reader that knows the group and the first assignment, not the steps:
+        the state taken as uniform over the group's elements applied to the start, each value
+        predicted as the most likely given those printed before it in the line (averaged over
+        the printed subsets). For S_n it is chance(); for Z5 the first value fixes the rest."""
+        elements = group_elements(self.group, self.n_vars)
+        count = self.n_vars if self.print_count is None else self.print_count
+        subsets = list(itertools.combinations(range(self.n_vars), count))
+        total = 0.0
+        for printed in subsets:
+            for j in range(count):
+                # classes of the elements by the values printed before position j, then the
+                # most frequent value at j within each class
+                classes = collections.Counter(
+                    tuple(g[printed[i]] for i in range(j + 1)) for g in elements
+                )
+                best: dict[tuple, int] = {}
+                for key, n in classes.items():
+                    best[key[:-1]] = max(best.get(key[:-1], 0), n)
+                total += sum(best.values()) / len(elements)
+        return total / (len(subsets) * count)
 
     def traces(self, rng: np.random.Generator, depths: np.ndarray) -> tuple[list[Trace], list[int]]:
         """One session per entry of ``depths`` and the seed each was drawn from."""

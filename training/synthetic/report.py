@@ -44,7 +44,13 @@ def markdown_table(results: dict) -> str:
         header = [f"{d}*" if int(d) > cfg["train_max_depth"] else d for d in depths]
         lines += [
             f"**{task_name}** (sequence length {info['seq_len']}, {cfg['steps'][task_name]} steps of "
-            f"{cfg['batch_size']}, chance {100 * info['chance']:.0f}%)",
+            f"{cfg['batch_size']}, chance {100 * info['chance']:.0f}%"
+            + (
+                f"; {100 * info['group_chance']:.0f}% knowing the group and the first assignment"
+                if info.get("group_chance", 0) > info["chance"] + 1e-9
+                else ""
+            )
+            + ")",
             "",
             "| model | d_model | params | " + " | ".join(header) + " |",
             "|---|---:|---:|" + "---:|" * len(depths),
@@ -108,9 +114,10 @@ def plot(results: dict, path: Path) -> None:
                 ax.fill_between(
                     depths, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.15
                 )
-        ax.axhline(
-            100 * results["tasks"][task_name]["chance"], color="grey", ls=":", label="chance"
-        )
+        info = results["tasks"][task_name]
+        ax.axhline(100 * info["chance"], color="grey", ls=":", label="chance")
+        if info.get("group_chance", 0) > info["chance"] + 1e-9:
+            ax.axhline(100 * info["group_chance"], color="grey", ls="-.", label="knowing the group")
         ax.axvline(
             results["config"]["train_max_depth"],
             color="grey",

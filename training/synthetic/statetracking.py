@@ -359,6 +359,8 @@ def run_sweep(cfg: StateTrackingConfig, out: Path, log=print) -> dict:
             "seq_len": task.seq_len,  # the longest trained session, in tokens
             "num_classes": task.num_classes,
             "chance": task.chance(),
+            # reading the first assignment and knowing the group, but not the steps
+            "group_chance": task.group_chance(),
         }
     done: dict[int, dict] = {}
     for index, (setting, name, layers, seed) in enumerate(jobs):
