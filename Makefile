@@ -65,7 +65,8 @@ synthetic: setup
 	$(PY) -m ghframes.training.synthetic --preset quick --out $(OUT)/synthetic
 
 # REPL-trace state tracking (Siems et al.): quick preset, 2 CPU cores, under 20 minutes (11 min
-# measured on a shared VM); STATETRACKING_PRESET=full on a GPU.
+# measured on a shared VM); STATETRACKING_PRESET=cpu for S5 and the controls with two seeds
+# (about 50 minutes on 2 idle cores); STATETRACKING_PRESET=full on a GPU.
 STATETRACKING_PRESET ?= quick
 statetracking: setup
 	$(PY) -m ghframes.training.synthetic.statetracking --preset $(STATETRACKING_PRESET) --out $(OUT)/statetracking

@@ -389,13 +389,14 @@ def test_a_sweep_resumes_keeping_its_runs_and_refuses_another_sweeps_folder(tmp_
     path = tmp_path / "results.json"
     first = json.loads(path.read_text())
     # Interrupted after its first run: only that run stays in the file.
-    write = {**first, "runs": first["runs"][:1]}
+    write = {**first, "runs": first["runs"][:1], "wall_seconds": 1000.0}
     path.write_text(json.dumps(write))
     capsys.readouterr()
     assert main([*argv, "--threads", "1"]) == 0  # a runtime field may change
     assert "kept 1 of 3 runs" in capsys.readouterr().out
     again = json.loads(path.read_text())
     assert again["runs"] == first["runs"]  # the same seeds: the same results
+    assert again["wall_seconds"] >= 1000.0  # the earlier invocation's wall time and this one's
     assert main([*argv, "--steps", "3"]) == 2
     err = capsys.readouterr().err
     assert "is from another sweep (it differs in steps)" in err and "results.json" in err

@@ -100,7 +100,7 @@ PRESETS = {
     # 2 CPU cores, under 20 minutes (11 measured on a shared VM): 20k-parameter models, one
     # seed, S3 only (S5 is the cpu preset's).
     "quick": StateTrackingConfig(),
-    # 2 CPU cores, about 40 minutes alone: S5 (dense, sparse, partially observed) and the
+    # 2 CPU cores, about 50 minutes alone (98 core-minutes measured): S5 (dense, sparse, partially observed) and the
     # solvable controls A4 and Z5, two seeds, the quick preset's models and recipe at 600
     # steps (DeltaNet with negative eigenvalues fits S5 sparse in ~500).
     "cpu": StateTrackingConfig(
@@ -334,6 +334,9 @@ def run_sweep(cfg: StateTrackingConfig, out: Path, log=print) -> dict:
         (r["task"], r["backbone"], r["n_layers"], r["seed"]): r
         for r in earlier_runs(cfg, out / "results.json")
     }
+    # wall time of the sweep's earlier invocations, when it resumes
+    earlier = json.loads((out / "results.json").read_text()) if kept else {}
+    earlier_wall = float(earlier.get("wall_seconds", 0.0))
     setup_torch(cfg.threads)
     jobs = [
         (s, name, layers, seed)
@@ -376,7 +379,7 @@ def run_sweep(cfg: StateTrackingConfig, out: Path, log=print) -> dict:
     def record(index: int, run: dict) -> None:
         done[index] = run
         results["runs"] = [done[i] for i in sorted(done)]
-        results["wall_seconds"] = round(time.perf_counter() - started, 1)
+        results["wall_seconds"] = round(earlier_wall + time.perf_counter() - started, 1)
         write_json(out / "results.json", results)
 
     if cfg.workers == 1:
@@ -391,6 +394,8 @@ def run_sweep(cfg: StateTrackingConfig, out: Path, log=print) -> dict:
         with ctx.Pool(cfg.workers, initializer=setup_torch, initargs=(cfg.threads,)) as pool:
             for index, run in pool.imap_unordered(_worker_job, [(i, cfg, *jobs[i]) for i in order]):
                 record(index, run)
+    results["wall_seconds"] = round(earlier_wall + time.perf_counter() - started, 1)
+    write_json(out / "results.json", results)  # also when every run was kept: tasks, machine
     summary = {**results, "runs": mean_over_seeds(results["runs"])}
     (out / "table.md").write_text(markdown_table(summary) + "\n" + optimum_table(summary))
     plot(summary, out / "accuracy_vs_length.png")
