@@ -48,6 +48,7 @@ from ..streaming import streaming_forward
 from ..train import build_model, train_step
 from .experiment import setup_torch, write_json
 from .repl import group_moves
+from .report import frames_markdown, frames_plot
 
 Transcript = list[tuple[str, str | None]]
 # (group, n_vars, length, reveal_prob, seed) -> a transcript; repl.repl_trace by default
@@ -390,89 +391,9 @@ def run(cfg: FramesConfig, out: Path, traces: TraceFn | None = None) -> dict:
         "runs": runs,
     }
     write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown(results))
-    plot(results, out / "accuracy_vs_length.png")
+    (out / "table.md").write_text(frames_markdown(results))
+    frames_plot(results, out / "accuracy_vs_length.png")
     return results
-
-
-# -- report -------------------------------------------------------------------------------------
-
-
-def markdown(results: dict) -> str:
-    """Accuracy (%) by density and trace length; lengths beyond training starred."""
-    cfg = results["config"]
-    lo, hi = cfg["train_lengths"]
-    lines = [
-        f"REPL traces as frames: {cfg['group']}, {cfg['n_vars']} variables"
-        + (", the screen cleared after every entry" if cfg.get("clear") else "")
-        + f", trained on {lo}..{hi} swaps, {cfg['steps']} steps of {cfg['batch_size']} traces; "
-        f"{cfg['eval_traces']} fresh traces per length. Model (state-blind predictor) in %.",
-        "",
-    ]
-    for r in results["runs"]:
-        lengths = list(r["by_length"])
-        header = [f"{n}*" if int(n) > hi else n for n in lengths]
-        lines += [
-            f"**reveal density {r['density']}** ({r['params']:,} parameters, "
-            f"{r['train_frames']:,} training frames in {r['train_seconds']:.0f} s, "
-            f"final loss {r['final_train_loss']})",
-            "",
-            "| swaps | " + " | ".join(header) + " |",
-            "|---|" + "---:|" * len(lengths),
-        ]
-        for name, key in (
-            ("answer keys, all reveals", "key"),
-            ("answer keys, final reveal", "final_key"),
-            ("whole final answer", "final_answer"),
-        ):
-            cells = [
-                f"{100 * s[key]:.0f} ({100 * s['chance_' + key]:.0f})"
-                for s in r["by_length"].values()
-            ]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        if "screen_final_key" in next(iter(r["by_length"].values())):
-            cells = [f"{100 * s['screen_final_key']:.0f}" for s in r["by_length"].values()]
-            lines.append("| final-reveal keys, screen only | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines.append(
-        "Starred lengths are longer than any trained on. Screen only: the same model with its "
-        "state reset at every frame, so that it reads the current screen alone. "
-        f"Wall time {results['wall_seconds']:.0f} s."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict, path: Path) -> None:
-    """Final-reveal answer-key accuracy against trace length, one line per density, with the
-    state-blind predictor dashed and the screen-only control dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results["runs"]:
-        xs = [int(n) for n in r["by_length"]]
-        line = ax.plot(xs, [s["final_key"] for s in r["by_length"].values()], "o-")[0]
-        ax.plot(
-            xs, [s["chance_final_key"] for s in r["by_length"].values()], "--",
-            color=line.get_color(), alpha=0.6,
-        )  # fmt: skip
-        if "screen_final_key" in next(iter(r["by_length"].values())):
-            ax.plot(
-                xs, [s["screen_final_key"] for s in r["by_length"].values()], ":", marker="x",
-                color=line.get_color(), alpha=0.8,
-            )  # fmt: skip
-        line.set_label(f"density {r['density']}")
-    ax.axvline(results["config"]["train_lengths"][1], color="grey", lw=0.8)
-    ax.set_xlabel("swaps in the trace")
-    ax.set_ylabel("final-reveal answer-key accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.legend()
-    ax.set_title("REPL traces as frames (dashed: state-blind; dotted: screen only)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A sweep's report: accuracy by model and depth as table.md and as accuracy_vs_depth.png."""
+"""A sweep's report: accuracy by model and depth as table.md and as accuracy_vs_depth.png; and
+repl_frames' table and plot (frames_markdown, frames_plot)."""
 
 from __future__ import annotations
 
@@ -136,4 +137,82 @@ def plot(results: dict, path: Path) -> None:
     axes[0][-1].legend(fontsize=7, loc="lower left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def frames_markdown(results: dict) -> str:
+    """repl_frames' table: accuracy (%) by density and trace length; lengths beyond training
+    starred."""
+    cfg = results["config"]
+    lo, hi = cfg["train_lengths"]
+    lines = [
+        f"REPL traces as frames: {cfg['group']}, {cfg['n_vars']} variables"
+        + (", the screen cleared after every entry" if cfg.get("clear") else "")
+        + f", trained on {lo}..{hi} swaps, {cfg['steps']} steps of {cfg['batch_size']} traces; "
+        f"{cfg['eval_traces']} fresh traces per length. Model (state-blind predictor) in %.",
+        "",
+    ]
+    for r in results["runs"]:
+        lengths = list(r["by_length"])
+        header = [f"{n}*" if int(n) > hi else n for n in lengths]
+        lines += [
+            f"**reveal density {r['density']}** ({r['params']:,} parameters, "
+            f"{r['train_frames']:,} training frames in {r['train_seconds']:.0f} s, "
+            f"final loss {r['final_train_loss']})",
+            "",
+            "| swaps | " + " | ".join(header) + " |",
+            "|---|" + "---:|" * len(lengths),
+        ]
+        for name, key in (
+            ("answer keys, all reveals", "key"),
+            ("answer keys, final reveal", "final_key"),
+            ("whole final answer", "final_answer"),
+        ):
+            cells = [
+                f"{100 * s[key]:.0f} ({100 * s['chance_' + key]:.0f})"
+                for s in r["by_length"].values()
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if "screen_final_key" in next(iter(r["by_length"].values())):
+            cells = [f"{100 * s['screen_final_key']:.0f}" for s in r["by_length"].values()]
+            lines.append("| final-reveal keys, screen only | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        "Starred lengths are longer than any trained on. Screen only: the same model with its "
+        "state reset at every frame, so that it reads the current screen alone. "
+        f"Wall time {results['wall_seconds']:.0f} s."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def frames_plot(results: dict, path: Path) -> None:
+    """repl_frames' plot: final-reveal answer-key accuracy against trace length, one line per
+    density, with the state-blind predictor dashed and the screen-only control dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results["runs"]:
+        xs = [int(n) for n in r["by_length"]]
+        line = ax.plot(xs, [s["final_key"] for s in r["by_length"].values()], "o-")[0]
+        ax.plot(
+            xs, [s["chance_final_key"] for s in r["by_length"].values()], "--",
+            color=line.get_color(), alpha=0.6,
+        )  # fmt: skip
+        if "screen_final_key" in next(iter(r["by_length"].values())):
+            ax.plot(
+                xs, [s["screen_final_key"] for s in r["by_length"].values()], ":", marker="x",
+                color=line.get_color(), alpha=0.8,
+            )  # fmt: skip
+        line.set_label(f"density {r['density']}")
+    ax.axvline(results["config"]["train_lengths"][1], color="grey", lw=0.8)
+    ax.set_xlabel("swaps in the trace")
+    ax.set_ylabel("final-reveal answer-key accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    ax.set_title("REPL traces as frames (dashed: state-blind; dotted: screen only)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)

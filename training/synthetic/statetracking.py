@@ -100,9 +100,9 @@ PRESETS = {
     # 2 CPU cores, under 20 minutes (11 measured on a shared VM): 20k-parameter models, one
     # seed, S3 only (S5 is the cpu preset's).
     "quick": StateTrackingConfig(),
-    # 2 CPU cores, about 50 minutes alone (98 core-minutes measured): S5 (dense, sparse, partially observed) and the
-    # solvable controls A4 and Z5, two seeds, the quick preset's models and recipe at 600
-    # steps (DeltaNet with negative eigenvalues fits S5 sparse in ~500).
+    # 2 CPU cores, about 50 minutes alone (98 core-minutes measured): S5 (dense, sparse,
+    # partially observed) and the solvable controls A4 and Z5, two seeds, the quick preset's
+    # models and recipe at 600 steps (DeltaNet with negative eigenvalues fits S5 sparse in ~500).
     "cpu": StateTrackingConfig(
         settings=(
             ("S5 dense", "repl_s5", {"reveal_prob": 1.0}),
