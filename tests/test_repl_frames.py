@@ -117,9 +117,9 @@ def test_the_command_line_overrides_the_preset(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(repl_frames, "run", fake_run)
     argv = ["--preset", "cpu", "--out", str(tmp_path), "--n-vars", "3", "--densities", "0.5,0"]
-    assert repl_frames.main([*argv, "--steps", "7", "--clear"]) == 0
+    assert repl_frames.main([*argv, "--steps", "7", "--clear", "--seed", "2"]) == 0
     want = dataclasses.replace(
-        repl_frames.PRESETS["cpu"], n_vars=3, densities=(0.5, 0.0), steps=7, clear=True
+        repl_frames.PRESETS["cpu"], n_vars=3, densities=(0.5, 0.0), steps=7, clear=True, seed=2
     )
     assert seen == [want] and capsys.readouterr().out == "table\n"
 

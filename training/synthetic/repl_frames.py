@@ -88,6 +88,8 @@ class FramesConfig:
             "colour": False,
         }
     )
+    # the model's initial weights, the training lengths and traces; the evaluation traces are
+    # the same for every seed, so that runs of two seeds are scored on the same traces
     seed: int = 0
     workers: int = 2  # one process per density, `threads` torch threads each
     threads: int = 1
@@ -327,7 +329,8 @@ def run_density(
     for step in range(cfg.steps):
         opt.set_lr(lr_multiplier(step, cfg.steps, cfg.warmup_steps, "cosine", 0.1))
         lengths = rng.integers(lo, hi + 1, cfg.batch_size)
-        batch = make_batch(sample(cfg, traces, density, lengths, 1 + step), cfg.device)
+        first = 1 + step + cfg.seed * 10_000_000  # seed 0: traces 1, 2, ...
+        batch = make_batch(sample(cfg, traces, density, lengths, first), cfg.device)
         result, _ = train_step(model, opt, batch, None, tcfg)
         losses.append(result.loss)
         frames += int(batch["actions"].numel())
@@ -421,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated reveal densities in [0, 1], one run each (the preset's)",
     )
     p.add_argument("--workers", type=int, help="processes, one density each (the preset's)")
+    p.add_argument("--seed", type=int, help="initial weights and training traces (the preset's, 0)")
     p.add_argument(
         "--clear",
         action="store_true",

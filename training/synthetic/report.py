@@ -148,6 +148,7 @@ def frames_markdown(results: dict) -> str:
     lines = [
         f"REPL traces as frames: {cfg['group']}, {cfg['n_vars']} variables"
         + (", the screen cleared after every entry" if cfg.get("clear") else "")
+        + (f", seed {cfg['seed']}" if cfg.get("seed") else "")
         + f", trained on {lo}..{hi} swaps, {cfg['steps']} steps of {cfg['batch_size']} traces; "
         f"{cfg['eval_traces']} fresh traces per length. Model (state-blind predictor) in %.",
         "",
